@@ -1,0 +1,65 @@
+"""comfyui-gan-pack engine: GAN architectures, checkpoint detection/loading and inference helpers.
+
+Pure PyTorch (+ numpy, safetensors, kornia, pillow). Nothing here imports ComfyUI, so the engine can be
+used and tested on its own::
+
+    import sys; sys.path.insert(0, "/path/to/comfyui-gan-pack")
+    import models
+    g = models.load_translator("latest_net_G.pth")
+
+Inside the package every import is relative: ComfyUI has top-level modules called ``nodes`` and ``models``
+of its own, so the pack never relies on its own package names being importable by absolute name.
+
+The public API is resolved lazily (PEP 562) so ``import models`` stays cheap and one family's optional
+dependencies never break another's.
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> submodule (relative to this package) that defines it
+_API = {
+    # image layout helpers (ComfyUI IMAGE <-> GAN NCHW [-1, 1])
+    "image_to_gan": ".image",
+    "gan_to_image": ".image",
+    "convert_channels": ".image",
+    # Pix2Pix / CycleGAN translators
+    "Translator": ".translator",
+    "load_translator": ".translator",
+    "translate": ".translator",
+    "save_translator": ".translator",
+    "TranslatorLoadError": ".translator",
+    # StyleGAN2-ADA / StyleGAN3
+    "StyleGAN": ".stylegan",
+    "load_stylegan": ".stylegan",
+    "save_stylegan": ".stylegan",
+    "StyleGANLoadError": ".stylegan",
+    "seeds_to_z": ".stylegan",
+    "style_mix": ".stylegan",
+    "interpolate_latents": ".stylegan",
+    "project_image": ".stylegan",
+    # keyframe stylisation and frame sequences
+    "train_from_keyframes": ".keyframe",
+    "flicker": ".temporal",
+    "load_image_sequence": ".sequence",
+    "save_image_sequence": ".sequence",
+    # artistic style transfer
+    "load_style_network": ".style",
+    "style_transfer": ".style",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    try:
+        module = _API[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))
