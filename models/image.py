@@ -60,3 +60,19 @@ def rgb_to_gray_image(images: torch.Tensor) -> torch.Tensor:
     nchw = images.permute(0, 3, 1, 2)
     gray = kornia.color.rgb_to_grayscale(nchw[:, :3])
     return gray.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous()
+
+
+def split_image_alpha(images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """IMAGE ``[N, H, W, C]`` (C = 1, 2, 3 or 4) -> (RGB IMAGE ``[N, H, W, 3]``, alpha MASK ``[N, H, W]``).
+
+    Without an alpha channel the mask is all ones (fully opaque)."""
+    if images.ndim != 4 or images.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an IMAGE [N, H, W, C] with 1-4 channels, got shape {tuple(images.shape)}")
+    c = images.shape[-1]
+    if c in (2, 4):
+        colour, alpha = images[..., : c - 1], images[..., c - 1]
+    else:
+        colour, alpha = images, torch.ones(images.shape[:3], dtype=images.dtype, device=images.device)
+    if colour.shape[-1] == 1:
+        colour = colour.expand(-1, -1, -1, 3)
+    return colour.contiguous(), alpha.contiguous()

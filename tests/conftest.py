@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ if str(REPO) not in sys.path:
 # The reference fixtures live beside the checkout (../shared/fixtures); GAN_PACK_SHARED overrides.
 SHARED = Path(os.environ.get("GAN_PACK_SHARED", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures"
+WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 
 
 def fixture_dir(name: str) -> Path:
@@ -37,3 +39,51 @@ def stylegan2_fixtures() -> Path:
 @pytest.fixture
 def stylegan3t_fixtures() -> Path:
     return fixture_dir("stylegan3t_small")
+
+
+# ------------------------------------------------------------------ real ComfyUI server (integration, browser)
+
+
+
+
+def _comfy_dir() -> Path:
+    from scripts.comfy_client import default_comfy_dir
+
+    comfy = default_comfy_dir()
+    if not (comfy / "main.py").is_file():
+        pytest.skip(f"no ComfyUI at {comfy}: run `python3 scripts/dev.py test` (it provisions one) or set COMFYUI_DIR")
+    return comfy
+
+
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory) -> Path:
+    """The models tree registered with the server through extra_model_paths.yaml."""
+    root = tmp_path_factory.mktemp("models")
+    for sub in ("pix2pix", "cyclegan", "stylegan", "style_transfer", "upscale_models", "vae_approx", "vae"):
+        (root / sub).mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def comfy_server(tmp_path_factory, models_root):
+    comfy = _comfy_dir()
+    workdir = tmp_path_factory.mktemp("comfy")
+    yaml = workdir / "extra_model_paths.yaml"
+    lines = ["gan_pack_tests:", f"    base_path: {models_root}"]
+    lines += [f"    {sub}: {sub}" for sub in sorted(os.listdir(models_root))]
+    yaml.write_text("\n".join(lines) + "\n")
+    from scripts.comfy_client import ComfyServer
+
+    server = ComfyServer(comfy, workdir=workdir, extra_model_paths=[yaml])
+    server.start()
+    yield server
+    log = server.log_text()
+    server.stop()
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "comfyui-integration.log").write_text(log)
+
+
+@pytest.fixture(scope="session")
+def object_info(comfy_server):
+    return comfy_server.object_info()

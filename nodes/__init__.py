@@ -1,0 +1,28 @@
+"""ComfyUI adapter: one module per node family, each exporting ``NODE_CLASS_MAPPINGS`` and display names.
+
+Every node id starts with ``GANPack`` so it never collides with core or other packs (ComfyUI silently keeps
+the first registration of a colliding id).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+from . import paths
+
+paths.register_model_folders()
+paths.install_example_inputs()
+
+NODE_CLASS_MAPPINGS: dict = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+
+_FAMILIES = ["image"]
+
+for _family in _FAMILIES:
+    try:
+        _module = importlib.import_module(f".{_family}", __name__)
+    except Exception:  # one broken family must not take the others down
+        logging.exception("comfyui-gan-pack: could not load the %s nodes", _family)
+        continue
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(getattr(_module, "NODE_DISPLAY_NAME_MAPPINGS", {}))

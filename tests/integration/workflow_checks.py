@@ -1,0 +1,39 @@
+"""What each shipped workflow must produce, checked on the decoded output pixels.
+
+Every workflow in ``workflows/`` needs an entry here (the integration test fails otherwise): ``prepare`` may
+put models/inputs in place or shrink the prompt for CPU tests; ``check`` asserts on the real output pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "workflows" / "inputs" / "gan_pack_example.png"
+
+
+@dataclass
+class Check:
+    check: Callable
+    prepare: Optional[Callable] = None
+
+
+def _check_image_channels(server, prompt, files, images):
+    src = np.asarray(Image.open(EXAMPLE).convert("RGB")).astype(np.float64) / 255
+    (out,) = images
+    assert out.shape[:2] == src.shape[:2]
+    out = out[..., :3].astype(np.float64) / 255
+    # grayscale: all channels equal and equal to the BT.601 luma of the input (8-bit round-off)
+    assert np.abs(out[..., 0] - out[..., 1]).max() <= 1 / 255
+    assert np.abs(out[..., 0] - out[..., 2]).max() <= 1 / 255
+    luma = src @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(out[..., 0] - luma).max() <= 1.01 / 255
+
+
+CHECKS = {
+    "image_channels": Check(_check_image_channels),
+}

@@ -1,0 +1,68 @@
+"""models.image conversions, and that the engine imports without ComfyUI."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import models
+from models import image as gi
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_gan_range_round_trip_and_layout():
+    img = torch.rand(2, 5, 7, 3)
+    g = gi.image_to_gan(img)
+    assert g.shape == (2, 3, 5, 7) and g.min() >= -1 and g.max() <= 1
+    assert torch.allclose(g[1, 2, 4, 6], img[1, 4, 6, 2] * 2 - 1)
+    assert torch.allclose(gi.gan_to_image(g), img, atol=1e-6)
+    assert gi.gan_to_image(torch.full((1, 3, 2, 2), 5.0)).max() == 1.0
+    assert gi.gan_to_image(torch.full((1, 3, 2, 2), 5.0), clamp=False).max() == 3.0
+
+
+def test_channel_conversion_uses_bt601_luma():
+    rgb = torch.tensor([1.0, 0.5, 0.25]).view(1, 3, 1, 1)
+    gray = gi.convert_channels(rgb, 1)
+    assert gray.shape == (1, 1, 1, 1)
+    assert gray.item() == pytest.approx(0.299 + 0.587 * 0.5 + 0.114 * 0.25, abs=1e-6)
+    assert torch.equal(gi.convert_channels(gray, 3), gray.expand(1, 3, 1, 1))
+    with pytest.raises(ValueError, match="5-channel"):
+        gi.convert_channels(torch.zeros(1, 5, 2, 2), 3)
+
+
+def test_split_image_alpha():
+    rgba = torch.rand(1, 4, 4, 4)
+    rgb, alpha = gi.split_image_alpha(rgba)
+    assert torch.equal(rgb, rgba[..., :3]) and torch.equal(alpha, rgba[..., 3])
+    gray = torch.rand(1, 4, 4, 1)
+    rgb, alpha = gi.split_image_alpha(gray)
+    assert rgb.shape == (1, 4, 4, 3) and torch.equal(rgb[..., 2], gray[..., 0]) and alpha.min() == 1
+    with pytest.raises(ValueError):
+        gi.split_image_alpha(torch.rand(1, 4, 4, 5))
+
+
+def test_public_api_is_lazy_and_complete():
+    for name in models.__all__:
+        assert name in dir(models)
+    with pytest.raises(AttributeError):
+        models.does_not_exist
+
+
+def test_engine_imports_without_comfyui():
+    code = ("import sys; sys.path.insert(0, '.'); import models, models.image; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('comfy', 'folder_paths', 'comfy_api', 'nodes')]; "
+            "assert not bad, bad; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    offenders = []
+    for path in (REPO / "models").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            s = line.strip()
+            if s.startswith(("import ", "from ")) and s.split()[1].split(".")[0] in (
+                    "comfy", "folder_paths", "comfy_api", "comfy_extras", "server", "nodes"):
+                offenders.append(f"{path.relative_to(REPO)}: {s}")
+    assert not offenders, offenders
