@@ -76,3 +76,15 @@ def split_image_alpha(images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]
     if colour.shape[-1] == 1:
         colour = colour.expand(-1, -1, -1, 3)
     return colour.contiguous(), alpha.contiguous()
+
+
+def image_grid(images: torch.Tensor, columns: int, fill: float = 1.0) -> torch.Tensor:
+    """Tile an IMAGE batch ``[N, H, W, C]`` row by row into one IMAGE ``[1, rows*H, columns*W, C]``;
+    empty cells of the last row are ``fill``."""
+    n, h, w, c = images.shape
+    columns = max(1, min(columns, n))
+    rows = (n + columns - 1) // columns
+    padded = torch.full((rows * columns, h, w, c), fill, dtype=images.dtype, device=images.device)
+    padded[:n] = images
+    grid = padded.view(rows, columns, h, w, c).permute(0, 2, 1, 3, 4).reshape(rows * h, columns * w, c)
+    return grid.unsqueeze(0)

@@ -173,7 +173,8 @@ class ComfyServer(ComfyClient):
     def __init__(self, comfy_dir: Optional[os.PathLike] = None, python: Optional[str] = None, *,
                  workdir: Optional[os.PathLike] = None, port: Optional[int] = None,
                  extra_model_paths: Optional[Iterable[os.PathLike]] = None, extra_args: Iterable[str] = (),
-                 cpu: bool = True, startup_timeout: float = 180.0, env: Optional[dict] = None):
+                 cpu: bool = True, startup_timeout: float = 180.0, env: Optional[dict] = None,
+                 input_dir: Optional[os.PathLike] = None, output_dir: Optional[os.PathLike] = None):
         self.comfy_dir = Path(comfy_dir or default_comfy_dir()).resolve()
         self.python = python or default_python()
         self._own_workdir = workdir is None
@@ -184,16 +185,18 @@ class ComfyServer(ComfyClient):
         self.cpu = cpu
         self.startup_timeout = startup_timeout
         self.env = env
+        self._input_dir = Path(input_dir) if input_dir else None
+        self._output_dir = Path(output_dir) if output_dir else None
         self.proc: Optional[subprocess.Popen] = None
         super().__init__(f"http://127.0.0.1:{self.port}")
 
     @property
     def input_dir(self) -> Path:
-        return self.workdir / "input"
+        return self._input_dir or self.workdir / "input"
 
     @property
     def output_dir(self) -> Path:
-        return self.workdir / "output"
+        return self._output_dir or self.workdir / "output"
 
     @property
     def log_path(self) -> Path:
@@ -208,8 +211,8 @@ class ComfyServer(ComfyClient):
     def start(self) -> "ComfyServer":
         if not (self.comfy_dir / "main.py").is_file():
             raise ComfyError(f"no ComfyUI at {self.comfy_dir}: run `python3 scripts/dev.py setup` or set COMFYUI_DIR")
-        for sub in ("input", "output", "temp", "user"):
-            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        for d in (self.input_dir, self.output_dir, self.workdir / "temp", self.workdir / "user"):
+            d.mkdir(parents=True, exist_ok=True)
         settings = self.workdir / "user" / "default" / "comfy.settings.json"
         if not settings.exists():  # a headless user: no first-run template gallery or announcement banners
             settings.parent.mkdir(parents=True, exist_ok=True)

@@ -66,3 +66,12 @@ def test_engine_imports_without_comfyui():
                     "comfy", "folder_paths", "comfy_api", "comfy_extras", "server", "nodes"):
                 offenders.append(f"{path.relative_to(REPO)}: {s}")
     assert not offenders, offenders
+
+
+def test_image_grid_layout():
+    imgs = torch.stack([torch.full((2, 3, 3), float(i) / 10) for i in range(5)])
+    grid = gi.image_grid(imgs, 3)
+    assert grid.shape == (1, 4, 9, 3)
+    assert grid[0, 0, 0, 0] == 0.0 and grid[0, 0, 3, 0] == pytest.approx(0.1) and grid[0, 0, 6, 0] == pytest.approx(0.2)
+    assert grid[0, 2, 0, 0] == pytest.approx(0.3) and grid[0, 2, 3, 0] == pytest.approx(0.4)
+    assert grid[0, 3, 8, 2] == 1.0  # empty cell
