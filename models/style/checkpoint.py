@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -64,20 +66,24 @@ def _torch_load(path: Path, size: int, head: bytes) -> Any:
             f"{path.name}: not a PyTorch checkpoint or .safetensors file (unrecognised content, first bytes "
             f"{head[:8].hex()}){' - Lua Torch .t7 files must be converted first' if path.suffix == '.t7' else ''}")
     try:
-        try:
-            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
-        except RuntimeError as exc:
-            if is_zip and "mmap" in str(exc):
-                return torch.load(str(path), map_location="cpu", weights_only=True)
-            raise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # garbage announces odd pickle protocols; the error below says it
+            try:
+                return torch.load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
+            except RuntimeError as exc:
+                if is_zip and "mmap" in str(exc):
+                    return torch.load(str(path), map_location="cpu", weights_only=True)
+                raise
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "Weights only load failed" in text or "weights_only" in text or "Unsupported global" in text:
+        m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if m:
             raise StyleNetworkLoadError(
-                f"{path.name}: refused to load - the checkpoint pickles Python objects or code, not just tensors "
-                "(only plain state dicts are loaded, with weights_only=True). If you trust the file, re-save it "
-                "as model.state_dict() or .safetensors.") from None
-        raise StyleNetworkLoadError(f"{path.name}: not a valid PyTorch checkpoint ({text.splitlines()[0][:200]})") from None
+                f"{path.name}: refused to load - the checkpoint pickles Python objects or code ({m.group(1)}), not "
+                "just tensors (only plain state dicts are read, with weights_only=True). If you trust the file, "
+                "re-save its model.state_dict() or convert it to .safetensors.") from None
+        raise StyleNetworkLoadError(f"{path.name}: not a valid PyTorch checkpoint - corrupt or not a weight file "
+                                    "(unreadable pickle)") from None
     except (EOFError, zipfile.BadZipFile):
         raise StyleNetworkLoadError(f"{path.name}: truncated PyTorch checkpoint ({size} bytes); download it again") from None
     except RuntimeError as exc:
@@ -87,6 +93,9 @@ def _torch_load(path: Path, size: int, head: bytes) -> Any:
             raise StyleNetworkLoadError(
                 f"{path.name}: truncated or corrupt PyTorch checkpoint ({size} bytes); download it again") from None
         raise StyleNetworkLoadError(f"{path.name}: could not be read as a PyTorch checkpoint ({text.splitlines()[0][:200]})") from None
+    except Exception as exc:  # garbage that happens to start like a pickle trips the unpickler in many ways
+        raise StyleNetworkLoadError(f"{path.name}: not a valid PyTorch checkpoint - corrupt or not a weight file "
+                                    f"({type(exc).__name__})") from None
 
 
 def _flatten(obj: Any, name: str) -> StateDict:
