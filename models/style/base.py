@@ -44,15 +44,15 @@ class StyleNetwork(nn.Module):
         return f"kind={self.kind}, name={self.name!r}, layout={self.layout!r}"
 
 
-def prepared(module: nn.Module, device: torch.device) -> nn.Module:
-    """A version of ``module`` on ``device`` whose tensors can take part in autograd.
+def prepared(module: nn.Module, device: torch.device, autograd: bool = True) -> nn.Module:
+    """A version of ``module`` on ``device`` (whose tensors can take part in autograd when ``autograd``).
 
     ComfyUI runs nodes under ``torch.inference_mode()``; weights created there are inference tensors that
-    autograd refuses. When the module already fits, it is returned as is (never mutated); otherwise a
-    copy is made outside inference mode.
+    autograd refuses. When the module already fits, it is returned as is (a cached model is never
+    mutated); otherwise a copy is made outside inference mode.
     """
     tensors = list(module.parameters()) + list(module.buffers())
-    needs_copy = any(t.is_inference() for t in tensors) or any(t.device != device for t in tensors)
+    needs_copy = any(t.device != device for t in tensors) or (autograd and any(t.is_inference() for t in tensors))
     if not needs_copy:
         return module
     with torch.inference_mode(False):

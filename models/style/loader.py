@@ -90,6 +90,10 @@ def load_style_network(source: Source, *, convention: Optional[str] = None, expe
     """
     if expect is not None and expect not in KINDS:
         raise ValueError(f"expect must be one of {KINDS}, got {expect!r}")
+    if isinstance(source, StyleNetwork):  # already loaded: pass through (after the same kind check)
+        if expect is not None and source.kind != expect:
+            raise StyleNetworkLoadError(f"{source.name or 'network'}: this is a {source.kind} network, expected {expect}")
+        return source.to(device) if device is not None else source
     sd, meta, name = read_state_dict(source)
     kind = detect_kind(sd)
     if kind is None:

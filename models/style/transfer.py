@@ -228,9 +228,12 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
             raise ValueError(f"style batch must be 1 or match the content's {c.shape[0]} frames, got {s.shape[0]}")
     else:
         s = None
+    if method != "gatys" and gatys_kwargs:
+        raise TypeError(f"style_transfer got option(s) {sorted(gatys_kwargs)} that only apply to method='gatys'")
     net = _resolve_network(method, network, decoder)
     dev = torch.device(device) if device is not None else next(net.parameters()).device
-    net = prepared(net, dev) if method != "gatys" else net
+    if method != "gatys":
+        net = prepared(net, dev, autograd=False)
     n, _, H, W = c.shape
     c = c.to(dev)
     work = resize_long_side(c, int(size)) if size and int(size) != max(H, W) else c
@@ -241,6 +244,10 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
 
     if method == "gatys":
         opts = options or GatysOptions()
+        unknown = sorted(set(gatys_kwargs) - set(GatysOptions.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"style_transfer got unknown option(s) {unknown}; Gatys options are "
+                            f"{sorted(GatysOptions.__dataclass_fields__)}")
         if gatys_kwargs:
             opts = GatysOptions(**{**opts.__dict__, **gatys_kwargs})
         opts = GatysOptions(**{**opts.__dict__, "style_weight": opts.style_weight * float(strength)}).validate()
