@@ -27,6 +27,7 @@ Interrupt = Optional[Callable[[], None]]
 
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
+RANGE_WEIGHT = 1e3  # L-BFGS is unconstrained: keep the optimised image inside [0, 1] (Adam clamps instead)
 
 
 @dataclass
@@ -108,10 +109,20 @@ class StyleLoss:
                     for w, l in zip(self.style_w, self.opts.style_layers))
         return {"content": content, "style": style, "tv": total_variation(x)}
 
-    def __call__(self, x: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        p = self.parts(x)
+    def __call__(self, x: torch.Tensor, range_weight: float = 0.0) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Total loss of ``x``. With ``range_weight`` > 0 the terms are evaluated on ``x`` clamped to [0, 1] (so the
+        optimum is that of the image actually returned) plus ``range_weight`` x the mean squared excess outside
+        [0, 1], which pulls stray pixels back where the clamp would otherwise freeze them."""
+        if range_weight > 0:
+            inside = x.clamp(0, 1)
+            p = self.parts(inside)
+            p["range"] = (x - inside).pow(2).mean()
+        else:
+            p = self.parts(x)
+            p["range"] = x.new_zeros(())
         o = self.opts
-        return o.content_weight * p["content"] + o.style_weight * p["style"] + o.tv_weight * p["tv"], p
+        total = o.content_weight * p["content"] + o.style_weight * p["style"] + o.tv_weight * p["tv"]
+        return total + range_weight * p["range"], p
 
 
 def _scale_sizes(h: int, w: int, opts: GatysOptions) -> List[int]:
@@ -156,33 +167,51 @@ def gatys_transfer(content: torch.Tensor, style: torch.Tensor, network: VGG19Fea
             else:
                 x0 = F.interpolate(x.detach(), size=c.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
             x = x0.detach().clone().requires_grad_(True)
+            last: Dict[str, float] = {}
+            done = [0]  # iterations reported for this level
+
+            def report(k: int) -> None:
+                nonlocal step
+                while done[0] < k:
+                    done[0] += 1
+                    step += 1
+                    if history is not None:
+                        history.append(dict(last))
+                    if progress is not None:
+                        progress(step, total, last.get("loss"))
+
             if opts.optimizer == "lbfgs":
-                optim = torch.optim.LBFGS([x], lr=opts.lr or 1.0, max_iter=1, history_size=50,
-                                          tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe")
+                # one step() call runs all iterations so L-BFGS keeps its curvature pairs and line-search state
+                # (calling it once per iteration with max_iter=1 stalls); progress is reported from the closure
+                # whenever L-BFGS starts a new iteration.
+                optim = torch.optim.LBFGS([x], lr=opts.lr or 1.0, max_iter=iterations, max_eval=iterations * 3,
+                                          history_size=50, tolerance_grad=1e-9, tolerance_change=1e-12,
+                                          line_search_fn="strong_wolfe")
+                state = optim.state[x]
+
+                def closure():
+                    report(min(state.get("n_iter", 0) - 1, iterations))
+                    if check_interrupt is not None:
+                        check_interrupt()
+                    optim.zero_grad(set_to_none=True)
+                    loss, parts = loss_fn(x, RANGE_WEIGHT)
+                    loss.backward()
+                    last.update(loss=float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()})
+                    return loss
+
+                optim.step(closure)
+                report(iterations)  # the last iteration, and any skipped by early convergence
             else:
                 optim = torch.optim.Adam([x], lr=opts.lr or 0.02)
-            last: Dict[str, float] = {}
-
-            def closure():
-                optim.zero_grad(set_to_none=True)
-                loss, parts = loss_fn(x)
-                loss.backward()
-                last.update(loss=float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()})
-                return loss
-
-            for _ in range(iterations):
-                if opts.optimizer == "lbfgs":
-                    optim.step(closure)
-                else:
-                    closure()
+                for i in range(iterations):
+                    optim.zero_grad(set_to_none=True)
+                    loss, parts = loss_fn(x)
+                    loss.backward()
+                    last.update(loss=float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()})
                     optim.step()
                     with torch.no_grad():
                         x.clamp_(0, 1)
-                step += 1
-                if history is not None:
-                    history.append(dict(last))
-                if progress is not None:
-                    progress(step, total, last.get("loss"))
-                if check_interrupt is not None:
-                    check_interrupt()
+                    report(i + 1)
+                    if check_interrupt is not None:
+                        check_interrupt()
         return x.detach().clamp(0, 1)

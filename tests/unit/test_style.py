@@ -358,6 +358,12 @@ def test_gatys_lowers_style_loss_and_moves_grams_toward_style():
             d1 = (gram(f1[layer]) - gram(fs[layer])).norm()
             assert d1 < 0.7 * d0, (layer, float(d0), float(d1))
     assert history[-1]["style"] < history[0]["style"] and out.min() >= 0 and out.max() <= 1
+    # more L-BFGS iterations keep improving the image actually returned (clamped to [0, 1]); this caught a
+    # stalled L-BFGS (one step() per iteration) and an optimum lost to the final clamp
+    total = lambda img: float(losses(img)[0])
+    longer = gatys_transfer(content, style, net, iterations=60, options=opts)
+    assert total(longer) < 0.9 * total(out)
+    assert abs(total(out) - history[-1]["loss"]) < 0.02 * total(out)
 
 
 def test_gatys_adam_multiscale_progress_and_interrupt():
