@@ -137,11 +137,14 @@ def gatys_transfer(content: torch.Tensor, style: torch.Tensor, network: VGG19Fea
                    total_steps: Optional[int] = None, history: Optional[List[Dict[str, float]]] = None) -> torch.Tensor:
     """Stylise ONE image. ``content`` ``[1, 3, H, W]`` and ``style`` ``[1, 3, h, w]`` RGB [0, 1] on the network's
     device; returns ``[1, 3, H, W]`` in [0, 1]. ``iterations`` per scale; ``progress(step, total, loss)`` and
-    ``check_interrupt()`` run after each optimiser iteration (``step_offset``/``total_steps`` let callers count
-    across frames). ``history`` (a list) receives ``{"loss", "content", "style", "tv"}`` per iteration.
+    ``check_interrupt()`` run after each iteration (for L-BFGS: before each function evaluation, so an
+    interrupt lands within one line search; ``step_offset``/``total_steps`` let callers count across frames). ``history`` (a list) receives ``{"loss", "content", "style", "tv"}`` per iteration.
     Deterministic for a ``seed`` (noise init) on a given device.
     """
     opts = (options or GatysOptions()).validate()
+    if int(iterations) < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    iterations = int(iterations)
     device = network.device
     h, w = content.shape[-2:]
     sizes = _scale_sizes(h, w, opts)
