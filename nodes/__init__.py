@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import pkgutil
 
 from . import paths
 
@@ -16,7 +17,10 @@ paths.install_example_inputs()
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
-_FAMILIES = ["image"]
+# every module of this package except the shared services is a node family
+_SERVICES = {"paths", "common"}
+_FAMILIES = sorted(m.name for m in pkgutil.iter_modules(__path__)
+                   if m.name not in _SERVICES and not m.name.startswith("_"))
 
 for _family in _FAMILIES:
     try:

@@ -135,27 +135,41 @@ class Workflow:
 
 
 # --------------------------------------------------------------------------------------- the workflows
-def image_channels(info) -> Workflow:
-    wf = Workflow(info)
-    wf.note("Image Channels (GAN): shows the grayscale view a 1-channel GAN model gets, and the alpha mask.\n"
-            "The example image is copied into ComfyUI's input folder when the pack loads.")
-    img = wf.add("LoadImage", image="gan_pack_example.png")
-    conv = wf.add("GANPackImageChannels", image=img[0], mode="grayscale")
-    wf.add("SaveImage", images=conv[0], filename_prefix="gan_pack/channels")
-    return wf
+def collect_builders() -> Dict[str, Any]:
+    """``{workflow name: build(object_info) -> Workflow}`` from every module in ``scripts/wf_builders/``
+    (one module per node family, each with a ``BUILDERS`` dict)."""
+    import importlib
+    import pkgutil
 
+    import scripts.wf_builders as pkg
 
-BUILDERS = {
-    "image_channels": image_channels,
-}
+    builders: Dict[str, Any] = {}
+    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"scripts.wf_builders.{mod.name}")
+        for name, build in getattr(module, "BUILDERS", {}).items():
+            if name in builders:
+                raise ValueError(f"workflow {name} is built by two modules")
+            builders[name] = build
+    return builders
 
 
 def main() -> int:
     from scripts.comfy_client import ComfyServer
 
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", help="workflows to build (default: all)")
+    args = ap.parse_args()
+    builders = collect_builders()
+    unknown = set(args.names) - set(builders)
+    if unknown:
+        ap.error(f"unknown workflows {sorted(unknown)}; known: {sorted(builders)}")
     with ComfyServer() as server:
         info = server.object_info()
-    for name, build in BUILDERS.items():
+    for name, build in builders.items():
+        if args.names and name not in args.names:
+            continue
         print("wrote", build(info).save(name).relative_to(REPO))
     return 0
 

