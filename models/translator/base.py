@@ -21,7 +21,20 @@ def register_architecture(name: str, builder: Callable[..., "Translator"]) -> No
     _ARCHITECTURES[name] = builder
 
 
+def _import_architectures() -> None:
+    """Import every ``arch_*.py`` module of this package; each registers its architectures on import."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if mod.name.startswith("arch_"):
+            importlib.import_module(f"{__package__}.{mod.name}")
+
+
 def architecture_builder(name: str) -> Callable[..., "Translator"]:
+    if name not in _ARCHITECTURES:
+        _import_architectures()
     try:
         return _ARCHITECTURES[name]
     except KeyError:
