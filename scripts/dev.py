@@ -5,6 +5,7 @@ run the tests, or serve the UI.
     python3 scripts/dev.py demo            # set up, then render the shipped main job headless (README command 1)
     python3 scripts/dev.py test [ARGS]     # set up, then run all test tiers; ARGS go to pytest (README command 2)
     python3 scripts/dev.py setup           # only set up (idempotent: seconds when everything is in place)
+    python3 scripts/dev.py bench [ARGS]    # set up, then run the speed/memory benchmark (bench/run.py --help)
     python3 scripts/dev.py serve [ARGS]    # set up, then start ComfyUI with the pack on 127.0.0.1:8188
     python3 scripts/dev.py env             # print the resolved paths as shell assignments
 
@@ -198,7 +199,12 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "test":
         comfy, py = setup(with_tests=True)
-        return subprocess.call([str(py), "-m", "pytest", "tests", *rest], cwd=REPO, env=child_env(comfy, py))
+        # explicit test paths replace the default "tests" (so `test tests/unit/x.py` runs only that file)
+        targets = [] if any(not a.startswith("-") and (REPO / a.split("::")[0]).exists() for a in rest) else ["tests"]
+        return subprocess.call([str(py), "-m", "pytest", *targets, *rest], cwd=REPO, env=child_env(comfy, py))
+    if cmd == "bench":
+        comfy, py = setup()
+        return subprocess.call([str(py), str(REPO / "bench" / "run.py"), *rest], cwd=REPO, env=child_env(comfy, py))
     if cmd == "demo":
         comfy, py = setup()
         return subprocess.call([str(py), str(REPO / "scripts" / "demo.py"), *rest], cwd=REPO,
