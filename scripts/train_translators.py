@@ -19,7 +19,7 @@ What is trained:
   target is a deterministic function of the input, so L1 converges quickly and without GAN artefacts).
 * **cyclegan / day2night**: procedural landscapes (sky, sun, hills, houses with windows) at day -> the same
   scene at night (dark blue sky, the sun becomes a pale moon, scenery darkened and blue-shifted, windows lit
-  warm yellow). ResNet generator, 6 residual blocks, ngf 16, InstanceNorm (as every CycleGAN). Trained
+  warm yellow). ResNet generator, 6 residual blocks, ngf 12, InstanceNorm (as every CycleGAN). Trained
   **paired/supervised with an L1 loss** for speed — the architecture is CycleGAN's, the training is not the
   unpaired cycle-consistency objective; the model card says so.
 
@@ -269,12 +269,12 @@ RECIPES: Dict[str, dict] = {
     ),
     "cyclegan": dict(
         folder="cyclegan", file="day2night_resnet6_in.safetensors",
-        build=lambda: Resnet(3, 3, ngf=16, n_blocks=6), arch="resnet_6blocks, ngf 16, InstanceNorm (no affine), no dropout",
-        pair=day_night_pair, train_size=96, steps=1000, batch=6, lr=1e-3, seed=2,
+        build=lambda: Resnet(3, 3, ngf=12, n_blocks=6), arch="resnet_6blocks, ngf 12, InstanceNorm (no affine), no dropout",
+        pair=day_night_pair, train_size=64, steps=2000, batch=6, lr=1e-3, seed=2,
         title="Day to night (CycleGAN-style ResNet generator)",
         what=("Turns procedural day landscapes (sky, sun, hills, houses) into night: dark blue sky, the sun "
               "becomes a pale moon, the scenery darkens and shifts to blue, house windows light up warm yellow."),
-        data=("Drawn by the recipe (PIL), one fresh random scene per sample, 96x96 px: gradient sky, sun, "
+        data=("Drawn by the recipe (PIL), one fresh random scene per sample on a 64x64 px canvas (objects sized as in the 96 px scenes of the examples): gradient sky, sun, "
               "sine hills, 1-4 houses with roofs and windows, and the same scene rendered at night."),
         loss=("L1 on PAIRED day/night images (supervised). The generator architecture is CycleGAN's, but it was "
               "NOT trained with CycleGAN's unpaired adversarial + cycle-consistency objective (that takes hours); "

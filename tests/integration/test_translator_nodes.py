@@ -12,7 +12,7 @@ from PIL import Image
 
 from scripts.comfy_client import ComfyExecutionError, ComfyPromptRejected
 
-from integration.checks_translator import BUNDLED, assert_close_8bit, engine_translate, load_image, to_png8
+from integration.translator_reference import BUNDLED, assert_close_8bit, engine_translate, load_image, to_png8
 
 PIX2PIX_BUNDLED = BUNDLED / "pix2pix" / "outlines2shapes_unet5_bn.safetensors"
 CYCLEGAN_BUNDLED = BUNDLED / "cyclegan" / "day2night_resnet6_in.safetensors"
