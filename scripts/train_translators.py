@@ -261,11 +261,11 @@ RECIPES: Dict[str, dict] = {
         title="Outlines to filled shapes (Pix2Pix U-Net)",
         what=("Turns black outline drawings of circles, rectangles and triangles on white paper into the same "
               "drawing with each shape filled by kind: circles red, rectangles blue, triangles green."),
-        data=("Drawn by the recipe (PIL), one fresh random drawing per sample: 2-5 non-overlapping shapes, 14-42 px, "
+        data=("Drawn by the recipe (PIL), one fresh random drawing per sample: 2-5 non-overlapping shapes, about 10-45 px, "
               "outline width 1-2 px, 96x96 px, white paper. Target: the same drawing with the shapes filled."),
         loss="L1 only (no discriminator)",
         use=("Feed black-on-white outline drawings. Works at any size (the node pads to a multiple of 32); shapes "
-             "around 15-60 px wide match the training data best."),
+             "about 10-45 px wide match the training data best."),
     ),
     "cyclegan": dict(
         folder="cyclegan", file="day2night_resnet6_in.safetensors",
@@ -399,7 +399,7 @@ loads as a user checkpoint would. Trained at {recipe['train_size']}x{recipe['tra
 
 **Training.** {recipe['loss']}. {recipe['steps']} steps, batch {recipe['batch']}, Adam (lr {recipe['lr']},
 betas 0.5/0.999, linear decay over the second half), seed {recipe['seed']}, CPU with {stats['threads']}
-threads, torch {stats['torch']}: {stats['seconds'] / 60:.1f} minutes. Final training L1 (mean of the last 50
+thread{'s' if stats['threads'] != 1 else ''}, torch {stats['torch']}: {stats['seconds'] / 60:.1f} minutes. Final training L1 (mean of the last 50
 steps, images in [-1, 1]): {stats['final_l1']:.4f}; held-out L1 on 16 unseen drawings: {stats['held_out_l1']:.4f}.
 
 **Reproduce.** `python scripts/train_translators.py {name}` (deterministic for a given seed, thread count and
@@ -418,15 +418,33 @@ def write_examples() -> None:
         day.save(INPUTS / f"gan_pack_day_{i:02d}.png", optimize=True)
 
 
+def rewrite_card(name: str) -> Path:
+    """Regenerate a model card from the statistics stored in its weight file (after editing the card text)."""
+    from safetensors import safe_open
+
+    recipe = dict(RECIPES[name])
+    path = BUNDLED / recipe["folder"] / recipe["file"]
+    with safe_open(str(path), "pt") as f:
+        stats = json.loads(f.metadata()["gan_pack_recipe"])
+    recipe["steps"] = stats["steps"]
+    card = path.with_suffix(".md")
+    card.write_text(model_card(name, recipe, recipe["build"](), stats, path), encoding="utf-8")
+    return card
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["pix2pix", "cyclegan", "examples"])
+    ap.add_argument("--card-only", action="store_true", help="only rewrite the model card from the weight file")
     ap.add_argument("--steps", type=int, help="override the recipe's step count (the card records it)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, help="output folder (default: models/bundled/<folder>)")
     ns = ap.parse_args(argv)
     if ns.what == "examples":
         write_examples()
+        return 0
+    if ns.card_only:
+        print(f"wrote {rewrite_card(ns.what)}")
         return 0
     path = train(ns.what, ns.steps, ns.threads, ns.out)
     print(f"wrote {path}")
