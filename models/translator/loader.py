@@ -240,7 +240,7 @@ def _norm_kind(norms: List[_Layer], conv_bias: bool) -> Tuple[str, bool]:
         # convs have biases; BatchNorm without affine parameters has biasless convs
         return ("instance" if conv_bias else "batch"), False
     if has_rs:
-        return "batch", True
+        return "batch", False  # ``affine`` concerns InstanceNorm only; BatchNorm layers always have parameters
     return "instance", True
 
 
