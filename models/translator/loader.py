@@ -70,16 +70,16 @@ def _read_torch(path: Path, head: bytes) -> Any:
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "Weights only load failed" in msg or "Unsupported global" in msg or "unsupported" in msg.lower():
-            found = re.search(r"Unsupported (?:global|operand)[^\n]*", msg)
-            what = found.group(0) if found else msg.splitlines()[0]
+            found = re.search(r"GLOBAL ([\w.]+)", msg) or re.search(r"[Uu]nsupported (?:global|operand):? ([^\n]*)", msg)
+            what = f"it references {found.group(1)}" if found else "it references non-tensor Python objects"
             if _looks_like_stylegan_bytes(path):
                 raise TranslatorLoadError(
                     f"{path.name}: looks like a StyleGAN network pickle (it contains Python code); "
                     "load it with the StyleGAN loader, not as a Pix2Pix/CycleGAN translator. "
                     "Pickled code is never executed.") from None
             raise TranslatorLoadError(
-                f"{path.name}: pickle with code refused: the file references Python objects beyond plain "
-                f"tensors ({what}); only weights-only checkpoints are loaded, code is never executed. "
+                f"{path.name}: pickle with code refused ({what}); only weights-only checkpoints are loaded "
+                "and pickled code is never executed. "
                 "Re-save it with torch.save(model.state_dict()) or as .safetensors.") from None
         raise TranslatorLoadError(f"{path.name}: {_describe_bytes(head)} ({msg.splitlines()[0] if msg else type(exc).__name__})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:

@@ -231,9 +231,11 @@ def test_half_precision_close_to_float32(pix2pix_fixtures):
         g = models.load_translator(pix2pix_fixtures / f"{stem}_latest_net_G.pth")
         x = _img(_io(pix2pix_fixtures, stem)["input"].float())
         ref = translate(g, x)
-        half = translate(g, x, dtype=torch.float16)
+        # float16 convolutions are slow on CPU: check the ResNet on a crop
+        xs = x if stem == UNET else x[:, :64, :64].contiguous()
+        half = translate(g, xs, dtype=torch.float16)
         assert half.dtype == torch.float32
-        assert (half - ref).abs().max() <= 2 / 255, stem
+        assert (half - translate(g, xs)).abs().max() <= 2 / 255, stem
         low = (translate(g, x, dtype=torch.bfloat16) - ref).abs()
         assert low.mean() <= 1 / 255, stem
         assert low.max() <= (2 if stem == UNET else 6) / 255, stem
