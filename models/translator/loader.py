@@ -422,7 +422,10 @@ def _from_gan_pack(meta: str, tensors: Dict[str, torch.Tensor], overrides: Dict[
     except (ValueError, KeyError, TypeError) as exc:
         raise TranslatorLoadError(f"{where}: damaged '{METADATA_KEY}' metadata ({exc})") from None
     if info.get("format") != FORMAT:
-        raise TranslatorLoadError(f"{where}: metadata format {info.get('format')!r} is not {FORMAT!r}")
+        fmt = str(info.get("format"))
+        kind = "a StyleGAN model" if "stylegan" in fmt.lower() else "a style-transfer network" \
+            if "style" in fmt.lower() else f"a {fmt!r} file"
+        raise TranslatorLoadError(f"{where}: looks like {kind} saved by comfyui-gan-pack, not a translator")
     if int(info.get("version", 1)) > FORMAT_VERSION:
         raise TranslatorLoadError(f"{where}: written by a newer gan-pack (format version {info.get('version')})")
     config.update(overrides)

@@ -239,3 +239,21 @@ def test_half_precision_close_to_float32(pix2pix_fixtures):
         low = (translate(g, x, dtype=torch.bfloat16) - ref).abs()
         assert low.mean() <= 1 / 255, stem
         assert low.max() <= (2 if stem == UNET else 6) / 255, stem
+
+
+def test_tiled_activations_bounded_by_tile():
+    """Device memory follows the tile, not the frame: no layer ever sees more than a tile's worth of pixels."""
+    torch.manual_seed(0)
+    g = ResnetGenerator(3, 3, ngf=4, n_blocks=2, norm="instance").eval()
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(out.shape[-2] * out.shape[-1]))
+             for m in g.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    try:
+        for size in ((200, 260), (400, 520)):
+            seen.clear()
+            out = translate(g, _noise_image(1, *size), tile_size=64, tile_overlap=16)
+            assert out.shape == (1, *size, 3)
+            assert max(seen) <= 64 * 64, size   # the largest activation is one tile at full resolution
+    finally:
+        for h in hooks:
+            h.remove()

@@ -256,3 +256,12 @@ def test_pickle_with_code_is_refused_and_never_runs(tmp_path, resnet_sd):
     raw.write_bytes(pickle.dumps({"G_ema": _Evil(marker), "note": "torch_utils.persistence"}))
     _expect(lambda: load_translator(raw), "StyleGAN|code")
     assert not marker.exists()
+
+
+def test_other_gan_pack_files_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    p = tmp_path / "ffhq_small.safetensors"
+    save_file({"mapping.fc0.weight": torch.zeros(4, 4)}, str(p),
+              metadata={"gan_pack": '{"format": "gan-pack-stylegan", "version": 1, "config": {"arch": "sg2"}}'})
+    _expect(lambda: load_translator(p), "StyleGAN", "not a translator")
