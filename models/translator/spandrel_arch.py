@@ -18,7 +18,7 @@ from typing import Any, Dict
 import torch
 
 from .base import Translator
-from .loader import TranslatorLoadError, translator_from_state_dict
+from .loader import TranslatorLoadError, _unwrap, translator_from_state_dict
 
 ARCH_ID = "GANPackTranslator"
 
@@ -51,6 +51,10 @@ def _make_architecture():
 
         @staticmethod
         def _detect(state_dict: Dict[str, Any]) -> bool:
+            try:
+                state_dict = _unwrap(state_dict, None)  # e.g. a CycleGAN {"G_A": ..., "G_B": ...} pair: G_A
+            except (TranslatorLoadError, ValueError):
+                return False
             # cheap pre-checks before the full structural match: conv weights with the first one 7x7 (ResNet)
             # or 4x4 (U-Net), and only conv / norm tensors
             first = next((v for v in state_dict.values() if isinstance(v, torch.Tensor) and v.ndim == 4), None)
@@ -65,7 +69,7 @@ def _make_architecture():
             return True
 
         def load(self, state_dict: Dict[str, Any]):
-            model = translator_from_state_dict(state_dict).eval()
+            model = translator_from_state_dict(_unwrap(state_dict, None)).eval()
             tags = [model.arch, f"ngf{model.ngf}", model.norm]
             if model.arch == "resnet":
                 tags.insert(1, f"{model.n_blocks}blocks")
@@ -74,7 +78,9 @@ def _make_architecture():
             tiling = ModelTiling.SUPPORTED if (model.norm != "instance" and model.arch == "resnet") \
                 else ModelTiling.DISCOURAGED
             return ImageModelDescriptor(
-                model, state_dict, architecture=self, purpose="Restoration", tags=tags,
+                # spandrel loads the given state dict into the model: hand it the model's own (the file's
+                # names and layout -- wrappers, third-party names, old InstanceNorm stats -- were mapped already)
+                model, model.state_dict(), architecture=self, purpose="Restoration", tags=tags,
                 supports_half=True, supports_bfloat16=True, scale=1,
                 input_channels=model.input_nc, output_channels=max(3, model.output_nc),
                 size_requirements=SizeRequirements(minimum=int(getattr(model, "min_size", model.size_multiple)),

@@ -33,6 +33,27 @@ def test_install_is_idempotent_and_loads_fixtures(pix2pix_fixtures):
     sd = torch.load(pix2pix_fixtures / "a_resnet9_in_ngf16_latest_net_G.pth", weights_only=True)
     desc = spandrel.ModelLoader().load_from_state_dict({"module." + k: v for k, v in sd.items()})
     assert desc.architecture.id == ARCH_ID
+    # a CycleGAN pair file runs its A->B generator
+    pair = {"G_A": sd, "G_B": {k: v * 0 for k, v in sd.items()}}
+    desc = spandrel.ModelLoader().load_from_state_dict(pair)
+    assert desc.architecture.id == ARCH_ID
+    assert torch.equal(desc.model.model[1].weight, sd["model.1.weight"])
+
+
+def test_saved_translator_file_through_spandrel(tmp_path):
+    install()
+    from safetensors.torch import load_file
+
+    from models.translator import UnetGenerator, save_translator
+
+    torch.manual_seed(0)
+    u = UnetGenerator(3, 3, depth=5, ngf=4, norm="batch").eval()
+    path = save_translator(u, tmp_path / "u.safetensors")
+    desc = spandrel.ModelLoader().load_from_state_dict(load_file(str(path)))  # what ComfyUI's loader passes
+    assert desc.architecture.id == ARCH_ID and desc.size_requirements.multiple_of == 32
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        assert (desc(x) - (u(x * 2 - 1) + 1) / 2).abs().max() <= 1e-6
 
 
 def test_real_upscalers_are_not_taken():
