@@ -212,6 +212,38 @@ def auto_tile_overlap(translator: Translator, tile_size: int) -> int:
     return min(_round_up(2 * radius, m), max(m, _round_up(tile_size // 2, m)))
 
 
+
+def activation_bytes_per_pixel(translator: Translator, dtype: Optional[torch.dtype] = None) -> float:
+    """Rough peak activation memory of one forward, in bytes per input pixel per image (with a safety margin).
+
+    ResNets peak at full resolution (input, ``ngf``-channel conv output and its normalised copy); U-Nets also
+    keep every skip connection alive, about ``4 * ngf`` values per pixel. Architectures may override with an
+    ``activation_elements_per_pixel`` attribute.
+    """
+    per = getattr(translator, "activation_elements_per_pixel", None)
+    if per is None:
+        ngf = int(getattr(translator, "ngf", 64) or 64)
+        per = (4 if getattr(translator, "arch", "") == "unet" else 3) * ngf + translator.input_nc
+    size = 2 if dtype in (torch.float16, torch.bfloat16) else 4
+    return float(per) * size * 1.5
+
+
+def auto_tile_size(translator: Translator, height: int, width: int, *, free_bytes: int, batch_size: int = 1,
+                   dtype: Optional[torch.dtype] = None) -> int:
+    """Tile size for ``translate(tile_size=...)`` that fits half of ``free_bytes`` of device memory: 0 (no
+    tiling) when the whole ``batch_size`` x ``height`` x ``width`` batch fits, else the largest square tile
+    (a multiple of the architecture's multiple, at least two of them) whose estimate fits."""
+    m = int(getattr(translator, "size_multiple", 1) or 1)
+    per_px = activation_bytes_per_pixel(translator, dtype) * max(1, int(batch_size))
+    budget = max(0.0, float(free_bytes) * 0.5)
+    ph, pw = _round_up(height, m), _round_up(width, m)
+    if ph * pw * per_px <= budget:
+        return 0
+    side = int(math.sqrt(budget / per_px)) // m * m
+    floor = max(2 * m, _round_up(int(getattr(translator, "min_size", m) or m), m))
+    return max(side, floor)
+
+
 def _device_of(module: torch.nn.Module) -> torch.device:
     for t in module.parameters():
         return t.device

@@ -257,3 +257,19 @@ def test_tiled_activations_bounded_by_tile():
     finally:
         for h in hooks:
             h.remove()
+
+
+def test_auto_tile_size():
+    from models.translator import auto_tile_size
+
+    r = ResnetGenerator(3, 3, ngf=64, n_blocks=9, norm="instance")
+    u = UnetGenerator(3, 3, depth=8, ngf=64)
+    gib = 1 << 30
+    assert auto_tile_size(r, 512, 512, free_bytes=8 * gib) == 0
+    t = auto_tile_size(r, 2160, 3840, free_bytes=8 * gib)
+    assert 512 <= t < 2160 and t % 4 == 0
+    assert auto_tile_size(r, 2160, 3840, free_bytes=8 * gib, dtype=torch.float16) > t
+    assert auto_tile_size(r, 2160, 3840, free_bytes=8 * gib, batch_size=4) < t
+    tu = auto_tile_size(u, 2160, 3840, free_bytes=2 * gib)
+    assert tu % 256 == 0 and tu >= 512
+    assert auto_tile_size(r, 4000, 4000, free_bytes=1) == 8  # never below two multiples / the minimum size
