@@ -11,6 +11,9 @@ context (used by :func:`models.translator.translate`):
   buffers), and dropout is active with a mask that is a pure function of ``(seed, layer, image index, channel,
   frame position)`` -- reproducible, and identical whether the frame is tiled or not.
 
+Under a context, normalisation layers compute and return float32 even inside a float16/bfloat16 autocast
+region, so residual streams and skip connections keep full precision; only convolutions run in low precision.
+
 Whole-frame statistics of a tiled frame are obtained in stages: every pass over the tiles stops at the first
 normalisation layer whose statistics are still unknown (:class:`StopForward`), accumulating its per-channel sum
 and sum of squares over the part of the frame each tile owns; the next pass uses them and collects the next
@@ -61,12 +64,12 @@ class FrameContext:
             y = (xf - mean[:, :, None, None]) * torch.rsqrt(var[:, :, None, None] + eps)
             if weight is not None:
                 y = y * weight.float()[None, :, None, None] + bias.float()[None, :, None, None]
-            return y.to(x.dtype)
+            return y
         if not self.staged:
             # the input is the whole frame: exactly the reference computation
             return F.instance_norm(x.float(), None, None,
                                    None if weight is None else weight.float(),
-                                   None if bias is None else bias.float(), True, 0.0, eps).to(x.dtype)
+                                   None if bias is None else bias.float(), True, 0.0, eps)
         if self.collecting is None:
             self.collecting = layer_id
         if self.collecting != layer_id:  # pragma: no cover - guarded by StopForward ordering
@@ -136,7 +139,9 @@ class BatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         if ctx.mode == "reference" or self.running_mean is None:
             return ctx.normalize(self.layer_id, x, self.weight, self.bias, self.eps)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return F.batch_norm(x.float(), self.running_mean.float(), self.running_var.float(),
+                            None if self.weight is None else self.weight.float(),
+                            None if self.bias is None else self.bias.float(), False, 0.0, self.eps)
 
     @property
     def needs_frame_stats(self) -> bool:

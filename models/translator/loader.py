@@ -70,16 +70,16 @@ def _read_torch(path: Path, head: bytes) -> Any:
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "Weights only load failed" in msg or "Unsupported global" in msg or "unsupported" in msg.lower():
-            found = re.search(r"Unsupported (?:global|operand)[^\n]*", msg)
-            what = found.group(0) if found else msg.splitlines()[0]
+            found = re.search(r"GLOBAL ([\w.]+)", msg) or re.search(r"[Uu]nsupported (?:global|operand):? ([^\n]*)", msg)
+            what = f"it references {found.group(1)}" if found else "it references non-tensor Python objects"
             if _looks_like_stylegan_bytes(path):
                 raise TranslatorLoadError(
                     f"{path.name}: looks like a StyleGAN network pickle (it contains Python code); "
                     "load it with the StyleGAN loader, not as a Pix2Pix/CycleGAN translator. "
                     "Pickled code is never executed.") from None
             raise TranslatorLoadError(
-                f"{path.name}: pickle with code refused: the file references Python objects beyond plain "
-                f"tensors ({what}); only weights-only checkpoints are loaded, code is never executed. "
+                f"{path.name}: pickle with code refused ({what}); only weights-only checkpoints are loaded "
+                "and pickled code is never executed. "
                 "Re-save it with torch.save(model.state_dict()) or as .safetensors.") from None
         raise TranslatorLoadError(f"{path.name}: {_describe_bytes(head)} ({msg.splitlines()[0] if msg else type(exc).__name__})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:
@@ -240,7 +240,7 @@ def _norm_kind(norms: List[_Layer], conv_bias: bool) -> Tuple[str, bool]:
         # convs have biases; BatchNorm without affine parameters has biasless convs
         return ("instance" if conv_bias else "batch"), False
     if has_rs:
-        return "batch", True
+        return "batch", False  # ``affine`` concerns InstanceNorm only; BatchNorm layers always have parameters
     return "instance", True
 
 
@@ -422,7 +422,10 @@ def _from_gan_pack(meta: str, tensors: Dict[str, torch.Tensor], overrides: Dict[
     except (ValueError, KeyError, TypeError) as exc:
         raise TranslatorLoadError(f"{where}: damaged '{METADATA_KEY}' metadata ({exc})") from None
     if info.get("format") != FORMAT:
-        raise TranslatorLoadError(f"{where}: metadata format {info.get('format')!r} is not {FORMAT!r}")
+        fmt = str(info.get("format"))
+        kind = "a StyleGAN model" if "stylegan" in fmt.lower() else "a style-transfer network" \
+            if "style" in fmt.lower() else f"a {fmt!r} file"
+        raise TranslatorLoadError(f"{where}: looks like {kind} saved by comfyui-gan-pack, not a translator")
     if int(info.get("version", 1)) > FORMAT_VERSION:
         raise TranslatorLoadError(f"{where}: written by a newer gan-pack (format version {info.get('version')})")
     config.update(overrides)
