@@ -11,9 +11,12 @@ import re
 import threading
 from collections import OrderedDict
 
+import comfy.model_management as mm
+
 from .. import models as engine
+from ..models.translator import activation_bytes_per_pixel, auto_tile_size as engine_auto_tile_size
 from .common import Progress, autocast_dtype, list_models, precision_input, prepare_device, release, \
-    resolve_model, seed_input, with_oom_retry
+    resolve_model, seed_input, torch_device, with_oom_retry
 
 log = logging.getLogger("comfyui-gan-pack")
 
@@ -139,7 +142,8 @@ class LoadTranslator:
                 "tooltip": "CycleGAN direction. auto: the chosen file as it is (a checkpoint holding both G_A and "
                            "G_B gives G_A). AtoB / BtoA: for latest_net_G_A.pth / latest_net_G_B.pth the file of "
                            "that direction beside the chosen one (G_A: A->B, G_B: B->A); for one file holding "
-                           "both generators, the one inside it."}),
+                           "both generators, the one inside it. A file with a single generator (e.g. "
+                           "horse2zebra.pth) only goes one way and is used as it is."}),
         }}
 
     @classmethod
@@ -185,9 +189,9 @@ class TranslateImage:
             "translator": (TRANSLATOR, {"tooltip": "A generator from Load Translator (Pix2Pix/CycleGAN)."}),
             "image": ("IMAGE", {"tooltip": "Image batch (frames) to translate: any size, 1, 3 or 4 channels."}),
             "tile_size": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 8, "tooltip":
-                          "Tile edge in pixels. 0 = automatic: whole frames up to 2048x2048 pixels, 1024 px tiles "
-                          "for larger frames. After an out-of-memory error the node retries with half the tile "
-                          "size (a whole frame first falls back to 1024 px tiles)."}),
+                          "Tile edge in pixels. 0 = automatic: whole frames when they fit in the free device memory "
+                          "(on the CPU within ~4 GiB), else the largest tile that fits. After an out-of-memory "
+                          "error the node retries with half the tile size."}),
             "tile_overlap": ("INT", {"default": 0, "min": 0, "max": 2048, "step": 8, "tooltip":
                              "Overlap between neighbouring tiles, blended with a feathered ramp so no seam shows. "
                              "0 = automatic (from the network's receptive field)."}),
@@ -213,41 +217,45 @@ class TranslateImage:
             raise ValueError(f"Translate Image expects an IMAGE batch [frames, height, width, channels], got "
                              f"shape {tuple(image.shape)}")
         progress = Progress(image.shape[0])
-        device = prepare_device(translator, working_bytes=_working_bytes(image, tile_size))
+        device = torch_device()
+        dtype = autocast_dtype(precision, device)
+        tile = choose_tile_size(translator, image, tile_size, batch_size, device, dtype)
+        device = prepare_device(translator, working_bytes=working_bytes(translator, image, tile, batch_size, dtype))
         try:
-            dtype = autocast_dtype(precision, device)
-
             def run(tile):
                 return engine.translate(
                     translator, image, tile_size=tile, tile_overlap=tile_overlap, mode=mode, seed=seed,
                     resize_to_train_size=bool(resize_to_train_size), batch_size=batch_size, device=device,
                     dtype=dtype, progress=progress, check_interrupt=Progress.check_interrupt)
 
-            out = with_oom_retry(run, tile_size if tile_size > 0 else auto_tile_size(image))
+            out = with_oom_retry(run, tile)
         finally:
             release(translator)
         return (out.cpu().float(),)
 
 
-AUTO_WHOLE_FRAME_PIXELS = 2048 * 2048
-AUTO_TILE = 1024
+CPU_MEMORY_BUDGET = 4 << 30  # on the CPU, whole frames only up to what ~4 GiB of activations allow
 
 
-def auto_tile_size(image) -> int:
-    """tile_size 0: whole frames up to 2048x2048 pixels (4.2 MP), 1024 px tiles above, so memory stays bounded
-    on 4K and larger frames (InstanceNorm statistics stay whole-frame in the engine's tiling)."""
-    h, w = int(image.shape[1]), int(image.shape[2])
-    return 0 if h * w <= AUTO_WHOLE_FRAME_PIXELS else AUTO_TILE
+def choose_tile_size(translator, image, tile_size: int, batch_size: int, device, dtype) -> int:
+    """tile_size 0: whole frames when a batch of them fits in half the free device memory (ComfyUI's
+    estimate; on the CPU at most 4 GiB so 4K+ frames do not take all RAM), else the largest tile that fits."""
+    if tile_size > 0:
+        return tile_size
+    free = mm.get_free_memory(device)
+    if device.type == "cpu":
+        free = min(free, CPU_MEMORY_BUDGET)
+    return engine_auto_tile_size(translator, int(image.shape[1]), int(image.shape[2]), free_bytes=free,
+                                 batch_size=min(batch_size, int(image.shape[0])), dtype=dtype)
 
 
-def _working_bytes(image, tile_size: int) -> int:
-    """Rough activation memory for one frame (or tile): the generators keep ~ 64 float maps of the input size."""
+def working_bytes(translator, image, tile_size: int, batch_size: int, dtype) -> int:
+    """Activation memory of one chunk of frames (or tiles), for ComfyUI to make room before we run."""
     h, w = int(image.shape[1]), int(image.shape[2])
     if tile_size:
         h, w = min(h, tile_size), min(w, tile_size)
-    elif h * w > AUTO_WHOLE_FRAME_PIXELS:
-        h = w = AUTO_TILE
-    return h * w * 4 * 64 * 4
+    per_px = activation_bytes_per_pixel(translator, dtype)
+    return int(h * w * per_px * min(batch_size, int(image.shape[0])))
 
 
 NODE_CLASS_MAPPINGS = {

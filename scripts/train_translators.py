@@ -257,7 +257,7 @@ RECIPES: Dict[str, dict] = {
     "pix2pix": dict(
         folder="pix2pix", file="outlines2shapes_unet5_bn.safetensors",
         build=lambda: Unet(3, 3, num_downs=5, ngf=12), arch="unet_5 (5 downsamplings), ngf 12, BatchNorm, no dropout",
-        pair=outline_pair, train_size=96, steps=5000, batch=6, lr=1e-3, seed=1,
+        samples="drawings", pair=outline_pair, train_size=96, steps=5000, batch=6, lr=1e-3, seed=1,
         title="Outlines to filled shapes (Pix2Pix U-Net)",
         what=("Turns black outline drawings of circles, rectangles and triangles on white paper into the same "
               "drawing with each shape filled by kind: circles red, rectangles blue, triangles green."),
@@ -270,7 +270,7 @@ RECIPES: Dict[str, dict] = {
     "cyclegan": dict(
         folder="cyclegan", file="day2night_resnet6_in.safetensors",
         build=lambda: Resnet(3, 3, ngf=12, n_blocks=6), arch="resnet_6blocks, ngf 12, InstanceNorm (no affine), no dropout",
-        pair=day_night_pair, train_size=64, steps=2000, batch=6, lr=1e-3, seed=2,
+        samples="scenes", pair=day_night_pair, train_size=64, steps=2000, batch=6, lr=1e-3, seed=2,
         title="Day to night (CycleGAN-style ResNet generator)",
         what=("Turns procedural day landscapes (sky, sun, hills, houses) into night: dark blue sky, the sun "
               "becomes a pale moon, the scenery darkens and shifts to blue, house windows light up warm yellow."),
@@ -400,7 +400,7 @@ loads as a user checkpoint would. Trained at {recipe['train_size']}x{recipe['tra
 **Training.** {recipe['loss']}. {recipe['steps']} steps, batch {recipe['batch']}, Adam (lr {recipe['lr']},
 betas 0.5/0.999, linear decay over the second half), seed {recipe['seed']}, CPU with {stats['threads']}
 thread{'s' if stats['threads'] != 1 else ''}, torch {stats['torch']}: {stats['seconds'] / 60:.1f} minutes. Final training L1 (mean of the last 50
-steps, images in [-1, 1]): {stats['final_l1']:.4f}; held-out L1 on 16 unseen drawings: {stats['held_out_l1']:.4f}.
+steps, images in [-1, 1]): {stats['final_l1']:.4f}; held-out L1 on 16 unseen {recipe['samples']}: {stats['held_out_l1']:.4f}.
 
 **Reproduce.** `python scripts/train_translators.py {name}` (deterministic for a given seed, thread count and
 torch build).

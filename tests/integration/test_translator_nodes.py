@@ -48,9 +48,16 @@ def _saved(server, entry, prefix: str) -> np.ndarray:
     return np.asarray(Image.open(files[0]))[..., :3]
 
 
+def _combo_options(spec) -> list:
+    """Options of a combo input in /object_info: ``[[...], {...}]`` (classic) or ``["COMBO", {"options": [...]}]``."""
+    if isinstance(spec[0], list):
+        return spec[0]
+    return spec[1]["options"]
+
+
 def _choices(server) -> list:
     info = server.get_json("/object_info/GANPackLoadTranslator")["GANPackLoadTranslator"]
-    return info["input"]["required"]["model_name"][0]
+    return _combo_options(info["input"]["required"]["model_name"])
 
 
 def _save_reference_pth(translator, path: Path) -> None:
@@ -152,8 +159,8 @@ def test_translators_run_through_core_upscale_model_nodes(comfy_server, models_r
         pytest.skip("the engine has no spandrel bridge (models/translator/spandrel_arch.py) yet")
     for src in (PIX2PIX_BUNDLED, CYCLEGAN_BUNDLED):
         shutil.copyfile(src, models_root / "upscale_models" / f"gan_pack_{src.name}")
-    listed = comfy_server.get_json("/object_info/UpscaleModelLoader")["UpscaleModelLoader"]["input"]["required"]
-    names = listed["model_name"][0]
+    spec = comfy_server.get_json("/object_info/UpscaleModelLoader")["UpscaleModelLoader"]["input"]["required"]
+    names = _combo_options(spec["model_name"])
     src = _input_image(comfy_server, "translator_spandrel.png", 90, 130, seed=4)
     prompt = _translate_prompt(src.name, [("pix2pix/" + PIX2PIX_BUNDLED.name, "auto", "ours_p2p"),
                                           ("cyclegan/" + CYCLEGAN_BUNDLED.name, "auto", "ours_cyc")])
