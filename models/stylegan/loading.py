@@ -233,24 +233,29 @@ def _from_rosinality(g: Mapping[str, torch.Tensor], latent_avg: Optional[torch.T
 
 
 def _from_record(record: PersistentRecord, what: str, config: Optional[Mapping[str, Any]]) -> StyleGAN:
+    # The reference stores the bare class name ("Generator") next to its module source; which generator it is
+    # follows from the weights (SG3: synthesis.input.*, SG2: synthesis.b4.*), never from running the source.
     class_name = record.class_name
+    if class_name.rsplit(".", 1)[-1] != "Generator":
+        raise StyleGANLoadError(f"{what}: network class {class_name!r} is not a StyleGAN2-ADA/StyleGAN3 generator")
     sd = record.state_dict()
     if not sd:
         raise StyleGANLoadError(f"{what}: the network record ({class_name}) holds no weights")
     kwargs = _merge_config(dict(record.init_kwargs), config)
     args = record.init_args
-    if class_name.endswith(("networks.Generator", "networks_stylegan2.Generator")):
-        family = "stylegan2"
-        ctor = StyleGAN2Generator
-    elif class_name.endswith("networks_stylegan3.Generator"):
+    if "synthesis.input.affine.weight" in sd:
         family = "stylegan3"
         ctor = _sg3_module().StyleGAN3Generator
+    elif "synthesis.b4.const" in sd:
+        family = "stylegan2"
+        ctor = StyleGAN2Generator
     else:
-        raise StyleGANLoadError(f"{what}: network class {class_name!r} is not a StyleGAN2-ADA/StyleGAN3 generator")
+        raise StyleGANLoadError(f"{what}: the {class_name} record has neither StyleGAN2 nor StyleGAN3 weights "
+                                f"(keys: {list(sd)[:6]})")
     try:
         G = ctor(*args, **kwargs)
     except (TypeError, ValueError) as exc:
-        raise StyleGANLoadError(f"{what}: cannot build {family} generator from the stored arguments {kwargs}: "
+        raise StyleGANLoadError(f"{what}: cannot build a {family} generator from the stored arguments {kwargs}: "
                                 f"{exc}") from exc
     return _with_weights(G, sd, what)
 

@@ -90,8 +90,8 @@ def make_network_pickle(tmp_path, G, *, protocol=4, marker=None, extra=None, dro
                 state["_init_kwargs"] = top_kwargs if obj is G else util.EasyDict()
                 state["img_resolution_np"] = np.int64(16)  # numpy scalars/arrays as stored by SG3 layers
                 state["size_np"] = np.asarray([16, 16])
-                name = class_name if (obj is G and class_name) else ("training.networks." + (
-                    "Generator" if obj is G else type(obj).__name__))
+                # the reference stores the bare class name; its module is only in module_src
+                name = class_name if (obj is G and class_name) else ("Generator" if obj is G else type(obj).__name__)
                 meta = dict(type="class", version=6, module_src=src, class_name=name, state=state)
                 return persistence._reconstruct_persistent_obj, (meta,)
 
@@ -132,10 +132,18 @@ def test_network_pickle_loads_without_reference_code(tmp_path, protocol):
     assert _same_output(G, H)
 
 
-def test_stylegan3_repo_stylegan2_class_with_flat_kwargs(tmp_path):
+def test_stylegan3_repo_stylegan2_with_flat_kwargs(tmp_path, monkeypatch):
+    """The stylegan3 repository's StyleGAN2 stores its synthesis kwargs flat, with fused_modconv_default."""
     G = _tiny_generator(1)
-    path = make_network_pickle(tmp_path, G, class_name="training.networks_stylegan2.Generator")
-    H = load_stylegan(path)
+
+    def flat_kwargs(G_, easydict):
+        return easydict(z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3,
+                        mapping_kwargs=easydict(num_layers=2), channel_base=256, channel_max=16, num_fp16_res=4,
+                        conv_clamp=256, fused_modconv_default="inference_only")
+
+    monkeypatch.setattr(sys.modules[__name__], "_reference_kwargs", flat_kwargs)
+    H = load_stylegan(make_network_pickle(tmp_path, G))
+    assert H.config()["synthesis_kwargs"]["conv_clamp"] == 256
     assert _same_output(G, H)
 
 
@@ -188,7 +196,7 @@ def test_record_without_weights_is_an_error(tmp_path):
 
 
 def test_unknown_network_class_is_named(tmp_path):
-    path = make_network_pickle(tmp_path, _tiny_generator(), class_name="training.networks.Discriminator")
+    path = make_network_pickle(tmp_path, _tiny_generator(), class_name="Discriminator")
     with pytest.raises(StyleGANLoadError, match="Discriminator"):
         load_stylegan(path)
 
@@ -330,3 +338,28 @@ def test_clear_errors(tmp_path):
     torch.save(G, tmp_path / "module.pt")
     with pytest.raises(StyleGANLoadError, match="safe load refuses"):
         load_stylegan(tmp_path / "module.pt")
+
+
+# ------------------------------------------------------------------ StyleGAN3 through the same loaders
+
+def test_stylegan3_fixture_through_loaders(tmp_path, stylegan3t_fixtures, monkeypatch):
+    pytest.importorskip("models.stylegan.sg3", reason="StyleGAN3 module not present in this checkout")
+    import json
+
+    ref = torch.load(stylegan3t_fixtures / "z_ws_img_psi0.7_const.pt", weights_only=True)
+    tol = 1e-5 * float(ref["img"].abs().max()) + 1e-6
+    G = load_stylegan(stylegan3t_fixtures / "G_ema_state_dict.pt")  # bare state dict: config inferred
+    assert G.family.startswith("stylegan3") and G.num_ws == 16
+    with torch.no_grad():
+        assert (G(ref["z"], None, truncation_psi=0.7) - ref["img"]).abs().max() <= tol
+    H = load_stylegan(save_stylegan(G, tmp_path / "sg3.safetensors"))
+    assert all(torch.equal(v, H.state_dict()[k]) for k, v in G.state_dict().items())
+    kwargs = json.loads((stylegan3t_fixtures / "generator_kwargs.json").read_text())
+
+    def sg3_kwargs(G_, easydict):
+        return easydict(**{k: easydict(**v) if isinstance(v, dict) else v for k, v in kwargs.items()})
+
+    monkeypatch.setattr(sys.modules[__name__], "_reference_kwargs", sg3_kwargs)
+    P = load_stylegan(make_network_pickle(tmp_path, G))
+    with torch.no_grad():
+        assert (P(ref["z"], None, truncation_psi=0.7) - ref["img"]).abs().max() <= tol
