@@ -38,6 +38,12 @@ _API = {
     "style_mix": ".stylegan",
     "interpolate_latents": ".stylegan",
     "project_image": ".stylegan",
+    "ProjectionResult": ".stylegan",
+    "parse_seeds": ".stylegan",
+    "parse_layers": ".stylegan",
+    "layer_presets": ".stylegan",
+    "class_to_c": ".stylegan",
+    "build_stylegan": ".stylegan",
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",
