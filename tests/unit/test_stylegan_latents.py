@@ -108,8 +108,10 @@ def test_z_slerp_walk():
     # slerp keeps the norm on the interpolated sphere; lerp would shrink it
     assert abs(mid.norm() - (z[0].norm() + z[1].norm()) / 2) < 1e-3
     assert torch.lerp(z[0], z[1], 0.5).norm() < mid.norm()
-    with pytest.raises(ValueError, match="mapping"):
-        interpolate_latents(z, 4, space="z")
+    zs = interpolate_latents(z, 4, space="z", easing="cosine")  # no mapping: the z walk itself
+    assert zs.shape == (4, 64) and torch.equal(zs[0], z[0])
+    with pytest.raises(ValueError, match="easing"):
+        interpolate_latents(z, 4, space="z", easing="bouncy")
 
 
 def test_class_to_c():
