@@ -44,6 +44,9 @@ _API = {
     "layer_presets": ".stylegan",
     "class_to_c": ".stylegan",
     "build_stylegan": ".stylegan",
+    "describe_stylegan": ".stylegan",
+    "seeds_to_ws": ".stylegan",
+    "synthesize": ".stylegan",
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",

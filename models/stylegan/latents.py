@@ -158,6 +158,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: Union[float, torch.Tensor]) -> to
 _EASINGS = {
     "linear": lambda t: t,
     "smooth": lambda t: t * t * (3 - 2 * t),  # smoothstep: zero velocity at each keyframe
+    "smoothstep": lambda t: t * t * (3 - 2 * t),
+    "cosine": lambda t: 0.5 - 0.5 * math.cos(math.pi * t),
 }
 
 
@@ -167,9 +169,11 @@ def interpolate_latents(keyframes: torch.Tensor, num_frames: int, *, space: str 
 
     ``space="w"``: keyframes are ws [K, num_ws, w_dim] (or [K, w_dim]), interpolated linearly.
     ``space="z"``: keyframes are z [K, z_dim], interpolated by slerp and then passed through ``mapping``
-    (a callable z [N, z_dim] -> ws [N, num_ws, w_dim], e.g. ``lambda z: G.mapping(z, c, truncation_psi=0.7)``).
+    (a callable z [N, z_dim] -> ws [N, num_ws, w_dim], e.g. ``lambda z: G.mapping(z, c, truncation_psi=0.7)``);
+    without ``mapping`` the interpolated z [num_frames, z_dim] are returned.
     ``loop=True`` wraps from the last keyframe back to the first without repeating frame 0 (a seamless cycle);
-    otherwise the first and last frames are the first and last keyframes. ``easing``: "linear" | "smooth".
+    otherwise the first and last frames are the first and last keyframes.
+    ``easing``: "linear" | "smooth" (= "smoothstep") | "cosine" (both ease in and out of every keyframe).
     """
     if space not in ("w", "z"):
         raise ValueError(f"space must be 'w' or 'z', got {space!r}")
@@ -181,8 +185,6 @@ def interpolate_latents(keyframes: torch.Tensor, num_frames: int, *, space: str 
     K = keyframes.shape[0]
     if K < 1:
         raise ValueError("at least one keyframe is needed")
-    if space == "z" and mapping is None:
-        raise ValueError("space='z' needs mapping (z -> ws), e.g. lambda z: G.mapping(z, None)")
     if space == "z" and keyframes.ndim != 2:
         raise ValueError(f"Z keyframes must be [K, z_dim], got {tuple(keyframes.shape)}")
     segments = K if (loop and K > 1) else max(K - 1, 1)
@@ -208,7 +210,7 @@ def interpolate_latents(keyframes: torch.Tensor, num_frames: int, *, space: str 
         else:
             frames.append(slerp(a, b, te))
     out = torch.stack(frames)
-    if space == "z":
+    if space == "z" and mapping is not None:
         out = mapping(out)
     return out
 

@@ -106,9 +106,7 @@ def project_image(G, image_nchw: torch.Tensor, *, steps: int = 300, seed: int = 
         raise ValueError("steps must be at least 1")
     if pixel_loss not in ("l1", "l2"):
         raise ValueError("pixel_loss must be 'l1' or 'l2'")
-    if device is None:
-        device = next(iter(G.parameters())).device
-    device = torch.device(device)
+    device = next(iter(G.parameters())).device  # optimise where the generator is (``device`` kept for callers)
     target = _prepare_target(image_nchw, G, device)
     n = target.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(int(seed))

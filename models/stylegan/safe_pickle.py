@@ -16,7 +16,7 @@ in the file — arbitrary code from a downloaded file. This module reads them wi
   - ``dnnlib.util.EasyDict`` -> a plain ``dict`` subclass (converted to ``dict`` afterwards),
   - ``collections.OrderedDict``, ``builtins.set``/``frozenset`` and a few numpy array/scalar/dtype helpers.
 
-Pickle persistent ids are refused too.
+Pickle persistent ids and copyreg extension codes are refused too.
 """
 from __future__ import annotations
 
@@ -238,6 +238,8 @@ def scan_globals(data: bytes) -> List[Tuple[str, str]]:
             pushed.append(None)
         elif name in ("PERSID", "BINPERSID"):
             raise UnsafePickleError("refused to load: the pickle uses persistent ids")
+        elif name in ("EXT1", "EXT2", "EXT4"):  # copyreg extension codes can bypass find_class via a cache
+            raise UnsafePickleError("refused to load: the pickle uses copyreg extension codes")
         elif name in _STRING_OPS:
             pushed.append(arg if isinstance(arg, str) else None)
         elif name == "MEMOIZE":

@@ -85,15 +85,16 @@ class MappingNetwork(nn.Module):
     def forward(self, z: Optional[torch.Tensor], c: Optional[torch.Tensor] = None, truncation_psi: float = 1.0,
                 truncation_cutoff: Optional[int] = None, **_ignored) -> torch.Tensor:
         x = None
+        device = self.fc0.weight.device
         if self.z_dim > 0:
             if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
                 raise ValueError(f"z must have shape [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}")
-            x = normalize_2nd_moment(z.to(torch.float32))
+            x = normalize_2nd_moment(z.to(device=device, dtype=torch.float32))
         if self.c_dim > 0:
             if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
                 raise ValueError(f"this generator is conditional: c must have shape [N, {self.c_dim}] "
                                  f"(one-hot class), got {None if c is None else tuple(c.shape)}")
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            y = normalize_2nd_moment(self.embed(c.to(device=device, dtype=torch.float32)))
             x = torch.cat([x, y], dim=1) if x is not None else y
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
@@ -108,6 +109,18 @@ class MappingNetwork(nn.Module):
                 head = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
                 x = torch.cat([head, x[:, truncation_cutoff:]], dim=1)
         return x
+
+
+def random_noise(shape, generator, device) -> torch.Tensor:
+    """Gaussian noise [N, ...]; ``generator`` is None, one torch.Generator for the batch, or a sequence of N
+    generators (one per sample: the noise of a sample then does not depend on what else is in the batch)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        gen_device = generator.device if generator is not None else device
+        return torch.randn(shape, generator=generator, device=gen_device).to(device)
+    gens = list(generator)
+    if len(gens) != shape[0]:
+        raise ValueError(f"{len(gens)} noise generators for a batch of {shape[0]}")
+    return torch.cat([torch.randn([1, *shape[1:]], generator=g, device=g.device) for g in gens]).to(device)
 
 
 class SynthesisLayer(nn.Module):
@@ -131,9 +144,8 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         noise = None
         if self.use_noise and noise_mode == "random":
-            shape = [x.shape[0], 1, self.resolution, self.resolution]
-            gen_device = generator.device if generator is not None else x.device
-            noise = torch.randn(shape, generator=generator, device=gen_device).to(x.device) * self.noise_strength
+            noise = random_noise([x.shape[0], 1, self.resolution, self.resolution], generator, x.device)
+            noise = noise * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
@@ -266,7 +278,7 @@ class SynthesisNetwork(nn.Module):
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}] for this generator, "
                              f"got {tuple(ws.shape)}")
-        ws = ws.to(torch.float32)
+        ws = ws.to(device=self.b4.const.device, dtype=torch.float32)
         x = img = None
         w_idx = 0
         for res in self.block_resolutions:

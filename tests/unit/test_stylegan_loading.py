@@ -189,6 +189,14 @@ def test_restricted_unpickler_refuses_even_when_scan_is_bypassed(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_extension_codes_and_persistent_ids_are_refused(tmp_path):
+    from models.stylegan.safe_pickle import UnsafePickleError, safe_load_pickle
+
+    for data in (b"\x80\x02\x82\x01.", b"\x80\x02X\x01\x00\x00\x00aQ."):  # EXT1 1; BINPERSID 'a'
+        with pytest.raises(UnsafePickleError):
+            safe_load_pickle(data)
+
+
 def test_record_without_weights_is_an_error(tmp_path):
     path = make_network_pickle(tmp_path, _tiny_generator(), drop_weights=True)
     with pytest.raises(StyleGANLoadError, match="no weights"):
