@@ -54,7 +54,11 @@ _API = {
     "save_image_sequence": ".sequence",
     # artistic style transfer
     "load_style_network": ".style",
+    "load_adain": ".style",
     "style_transfer": ".style",
+    "required_files": ".style",
+    "missing_files": ".style",
+    "StyleNetworkLoadError": ".style",
 }
 
 __all__ = sorted(_API)

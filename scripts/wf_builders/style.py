@@ -13,8 +13,10 @@ def style_transfer_diffusion(info) -> Workflow:
     wf = Workflow(info)
     wf.note("Style transfer of a diffusion output: Stable Diffusion 1.5 makes the picture, Style Transfer (gatys) "
             "repaints it after the style image (gan_pack_style.png, a procedurally painted example; load any "
-            "painting instead). Gatys optimises the picture itself: ~300 iterations at 512 px take a few seconds "
-            "on a GPU, minutes on a CPU. For frames use adain or a fast network.\n" + FILES_NOTE)
+            "painting instead). Gatys optimises the picture itself, so its cost is iterations x one VGG-19 "
+            "forward/backward pass: a GPU is strongly advised (measured on one CPU core: ~6 s per iteration at "
+            "256 px, ~4x that at 512 px). Lower iterations or size to preview. For frames use adain or a fast "
+            "network.\n" + FILES_NOTE)
     ckpt = wf.add("CheckpointLoaderSimple", ckpt_name="v1-5-pruned-emaonly.safetensors")
     pos = wf.add("CLIPTextEncode", title="Prompt", clip=ckpt[1],
                  text="a harbour town on a hill at dusk, fishing boats, houses with lit windows, photograph")
@@ -36,8 +38,8 @@ def style_transfer_diffusion(info) -> Workflow:
 
 def style_transfer_frames(info) -> Workflow:
     wf = Workflow(info)
-    wf.note("A frame batch through a fast style network (mosaic.pth from PyTorch's fast_neural_style examples): "
-            "about a frame per 10-50 ms on a GPU. The four frames here are a slow camera pan cut from the example "
+    wf.note("A frame batch through a fast style network (mosaic.pth from PyTorch's fast_neural_style examples), "
+            "one forward pass per frame (measured on one CPU core: ~3 s per 512 x 512 frame). The four frames here are a slow camera pan cut from the example "
             "image; connect your own frame batch (e.g. an image sequence loader) instead. frame_consistency uses "
             "one colour mapping for the whole batch (less flicker); temporal_blend additionally holds static "
             "areas.\n" + FILES_NOTE)
