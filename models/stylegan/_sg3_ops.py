@@ -98,7 +98,7 @@ def filtered_lrelu_output_size(in_h: int, in_w: int, fu, fd, up: int, down: int,
 
 def _activate(x: torch.Tensor, gain: float, slope: float, clamp: Optional[float]) -> torch.Tensor:
     if slope != 1:
-        x = torch.where(x >= 0, x, x * slope)
+        x = F.leaky_relu(x, slope)
     if gain != 1:
         x = x * gain
     if clamp is not None and clamp >= 0:
@@ -244,7 +244,7 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: 
     if b is not None:
         x = x + b.to(x.dtype).view(1, -1, 1, 1)
     if fu is None and fd is None and up == 1 and down == 1:  # ToRGB: bias, activation, clamp
-        return _activate_(F.pad(x, [px0, px1, py0, py1]).clone(), gain, slope, clamp)
+        return _activate(F.pad(x, [px0, px1, py0, py1]), gain, slope, clamp)
     fd_y = fd if fd is None or fd.ndim == 1 else fd[:, 0]  # only the tap count matters for the plan
     fd_x = fd if fd is None or fd.ndim == 1 else fd[0]
     py = _AxisPlan(h, fu, fd_y, up, down, py0, out_h)
@@ -274,7 +274,7 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: 
             d2 = py.H.view(E, 1, U, 1, py.Kd, 1) * px.H.view(1, E, 1, U, 1, px.Kd)
         d2 = d2.permute(2, 3, 0, 1, 4, 5).reshape(U * U * E * E, 1, py.Kd, px.Kd).to(dev, dt)
     fmt = torch.channels_last if STRATEGY["channels_last"] else torch.contiguous_format
-    outs = []
+    out = torch.empty((n, c, out_h, out_w), dtype=dt, device=dev, memory_format=fmt)
     for c0 in range(0, c, chunk):
         xc = xp[:, c0:c0 + chunk].contiguous(memory_format=fmt)
         cc = xc.shape[1]
@@ -297,8 +297,8 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: 
                 o = o.view(n, cc, U, E, py.nq, px.na).transpose(2, 3).reshape(n, cc * E * U, py.nq, px.na)
             o = F.conv2d(o, hy.repeat(cc * E, 1, 1, 1), groups=cc * E)  # (c, ex, ey)
             o = o.view(n, cc, E, E, py.na, px.na).permute(0, 1, 4, 3, 5, 2)
-        outs.append(o.reshape(n, cc, py.na * E, px.na * E)[:, :, :out_h, :out_w])
-    return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0].contiguous()
+        out[:, c0:c0 + cc] = o.reshape(n, cc, py.na * E, px.na * E)[:, :, :out_h, :out_w]
+    return out
 
 
 # How the fast path maps onto grouped convolutions (all choices give the same result; measured fastest on CPU):
@@ -308,7 +308,9 @@ STRATEGY = {"up": "auto", "down": "auto", "channels_last": True}
 
 
 def _activate_(x: torch.Tensor, gain: float, slope: float, clamp: Optional[float]) -> torch.Tensor:
-    """In-place leaky ReLU, gain and clamp (same values as :func:`_activate`)."""
+    """In-place leaky ReLU, gain and clamp (same values as :func:`_activate`); out of place under autograd."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _activate(x, gain, slope, clamp)
     if slope != 1:
         F.leaky_relu_(x, slope)
     if gain != 1:

@@ -293,3 +293,19 @@ def test_config_round_trip_and_argument_errors(fixture_data):
         G.synthesis(torch.zeros(1, 14, 64))
     with pytest.raises(ValueError, match="noise_mode"):
         G.synthesis(ref["ws"][:1], noise_mode="bogus")
+
+
+def test_gradients_through_fast_path_match_reference(fixture_data):
+    """Projection optimises ws through the synthesis network: the fast path must be differentiable."""
+    _, _, ref, G = fixture_data
+    target = ref["img"][:1]
+    grads = {}
+    for impl in ("reference", "fast"):
+        ws = ref["ws"][:1].clone().requires_grad_(True)
+        G.set_impl(impl)
+        loss = (G.synthesis(ws) - target.flip(-1)).square().mean()
+        loss.backward()
+        grads[impl] = ws.grad
+    G.set_impl("fast")
+    assert grads["fast"].abs().max() > 0
+    assert rel_err(grads["fast"], grads["reference"]) < 1e-4
