@@ -38,6 +38,8 @@ _API = {
     "style_mix": ".stylegan",
     "interpolate_latents": ".stylegan",
     "project_image": ".stylegan",
+    "StyleGAN3Generator": ".stylegan.sg3",
+    "infer_sg3_config": ".stylegan.sg3",
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",

@@ -309,3 +309,19 @@ def test_gradients_through_fast_path_match_reference(fixture_data):
     G.set_impl("fast")
     assert grads["fast"].abs().max() > 0
     assert rel_err(grads["fast"], grads["reference"]) < 1e-4
+
+
+@pytest.mark.parametrize("extra", [dict(channel_base=16384, channel_max=512, img_resolution=128),
+                                   dict(channel_base=3000, channel_max=200, img_resolution=64, num_layers=10),
+                                   dict(channel_base=8192, channel_max=256, img_resolution=128, conv_kernel=1,
+                                        use_radial_filters=True, c_dim=10, mapping_kwargs={"num_layers": 4})])
+def test_infer_config_custom_trainings_rebuild_same_layout(extra):
+    kw = dict(z_dim=128, c_dim=0, w_dim=96, img_resolution=64, img_channels=3, mapping_kwargs={"num_layers": 2})
+    kw.update(extra)
+    with torch.device("meta"):
+        sd = StyleGAN3Generator(**kw).state_dict()
+        cfg = infer_sg3_config(sd)
+        rebuilt = StyleGAN3Generator(**cfg).state_dict()
+    assert {k: tuple(v.shape) for k, v in rebuilt.items()} == {k: tuple(v.shape) for k, v in sd.items()}
+    assert cfg["mapping_kwargs"] == kw["mapping_kwargs"] and cfg["c_dim"] == kw["c_dim"]
+    assert cfg.get("num_layers", 14) == kw.get("num_layers", 14)
