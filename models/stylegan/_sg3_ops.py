@@ -148,163 +148,80 @@ def filtered_lrelu_reference(x: torch.Tensor, fu: Optional[torch.Tensor] = None,
 
 # ------------------------------------------------------------------------------------------ fast path
 #
-# Polyphase formulation, per axis. Let the upsampling factor be U, the downsampling factor D (D divides U),
-# E = U / D output phases. With the zero-stuffed signal filtered by fu (gain U), the full convolution is
-#     full[q U + r] = A_r[q] = sum_k x[q - (P-1) + k] G[k, r],   G[k, r] = U fu[(P-1-k) U + r],  P = taps / U
-# i.e. U short convolutions of the *input* (the inserted zeros are never multiplied). The padded, filtered
-# signal is z[j] = full[j + s] with s = taps_u - 1 - pad0. The activation is pointwise, so it is applied to
-# the phases A_r directly, and the decimated output o[i] = sum_k z[i D + k] fd'[k] (fd' = fd flipped), written
-# with i = a E + e, is a sum over phases r of short correlations of A_r:
-#     o_e[a] = sum_r sum_m A_r[a + m_lo + m] H[e, r, m]
-# so only the kept output samples are ever computed. Both axes use grouped convolutions (one group per channel
-# and phase); channels are processed in chunks so the upsampled intermediate stays small (cache-friendly,
-# bounded memory). The result is the same function; only the summation order differs (float32 round-off).
+# Per axis, with upsampling factor U, the padded and filtered zero-stuffed signal is z[j] = full[j + s],
+# s = taps_u - 1 - pad0, where full = (zero-stuffed x) * (U fu) is the full convolution. A transposed
+# convolution with stride U computes exactly that full convolution without ever multiplying the inserted zeros
+# (it is the polyphase form), and its `padding` crops the first samples; the input is zero-extended on the left
+# when s < 0 and trimmed on the right to the samples that reach the needed outputs. The decimating filter is a
+# strided correlation with the flipped fd, so only the kept samples are computed. All filters are depthwise
+# (one filter per channel, channel multiplier 1) on channels_last tensors, which the CPU convolution backend runs
+# as vectorised kernels; channels are processed in chunks so the upsampled intermediate stays cache-sized and
+# memory is bounded. Same function as the reference path, different summation order (float32 round-off).
+
+# upsampled elements per channel chunk
+FAST_CHUNK_ELEMENTS = 1 << 22
 
 
-class _AxisPlan:
-    """Index bookkeeping and kernels of the polyphase up/down filtering along one axis."""
-
-    def __init__(self, length: int, fu: Optional[torch.Tensor], fd: Optional[torch.Tensor], up: int, down: int,
-                 pad0: int, out_len: int):
-        taps_u = 1 if fu is None else int(fu.shape[0])
-        fu64 = torch.ones([1], dtype=torch.float64) if fu is None else fu.detach().double().cpu()
-        if taps_u % up:
-            fu64 = F.pad(fu64, [0, up - taps_u % up])
-        self.P = fu64.shape[0] // up
-        # G[k, r] = U * fu[(P-1-k) U + r]
-        self.G = (fu64 * up).view(self.P, up).flip(0)  # [P, U]
-        self.U, self.D, self.E = up, down, up // down
-        s = taps_u - 1 - pad0
-        self.out_len = out_len
-        self.na = -(-out_len // self.E)
-        if fd is None:
-            fdf = torch.ones([1], dtype=torch.float64)
-        else:
-            fdf = fd.detach().double().cpu()
-            fdf = fdf.flip(list(range(fdf.ndim)))
-        self.taps_d = int(fdf.shape[-1])
-        self.s = s
-        self.m_lo = math.floor(s / up)
-        m_hi = ((self.E - 1) * down + self.taps_d - 1 + s) // up
-        self.Kd = m_hi - self.m_lo + 1
-        self.nq = self.na + self.Kd - 1
-        # input padding so that the windows of x give A_r[q] for q in [m_lo, m_lo + nq)
-        self.lo = self.P - 1 - self.m_lo
-        self.hi = self.nq + self.P - 1 - length - self.lo
-        # separable down kernel H[e, r, m]
-        if fdf.ndim == 1:
-            self.H = self._down_kernel(fdf)
-
-    def taps_index(self, e: int, k: int) -> Tuple[int, int]:
-        t = e * self.D + k + self.s
-        m = t // self.U
-        return t - m * self.U, m - self.m_lo  # (phase r, tap m')
-
-    def _down_kernel(self, fdf: torch.Tensor) -> torch.Tensor:
-        H = torch.zeros(self.E, self.U, self.Kd, dtype=torch.float64)
-        for e in range(self.E):
-            for k in range(fdf.shape[0]):
-                r, m = self.taps_index(e, k)
-                H[e, r, m] += fdf[k]
-        return H
-
-
-def _radial_down_kernel(py: _AxisPlan, px: _AxisPlan, fd: torch.Tensor) -> torch.Tensor:
-    """2-D polyphase kernel [Ey, Ex, Uy, Ux, Kdy, Kdx] of a non-separable downsampling filter."""
-    fdf = fd.detach().double().cpu().flip([0, 1])
-    H = torch.zeros(py.E, px.E, py.U, px.U, py.Kd, px.Kd, dtype=torch.float64)
-    for ey in range(py.E):
-        for ky in range(fdf.shape[0]):
-            ry, my = py.taps_index(ey, ky)
-            for ex in range(px.E):
-                for kx in range(fdf.shape[1]):
-                    rx, mx = px.taps_index(ex, kx)
-                    H[ey, ex, ry, rx, my, mx] += fdf[ky, kx]
-    return H
-
-
-def _fast_supported(fu, fd, up: int, down: int) -> bool:
-    return up % down == 0 and (fu is None or fu.ndim == 1) and (fd is None or fd.ndim in (1, 2))
-
-
-# intermediate (upsampled) elements per channel chunk: keeps the working set near the cache size
-FAST_CHUNK_ELEMENTS = 1 << 21
+def _up_axis_plan(length: int, taps: int, up: int, pad0: int, need: int) -> Tuple[int, int, int, int]:
+    """(zeros prepended, front crop, input length, output length) for one axis of the transposed convolution."""
+    s = taps - 1 - pad0
+    left = -(s // up) if s < 0 else 0  # prepend zeros: shifts the full-convolution index by left * up
+    crop = s + left * up  # samples cropped at the front (0 <= crop, and crop < up when left > 0)
+    n_in = (crop + need - 1) // up + 1  # later input samples do not reach the needed outputs
+    n_in = max(n_in, -(-(need + 2 * crop - taps) // up) + 1)  # long enough after the symmetric crop
+    out_len = (n_in - 1) * up + taps - 2 * crop
+    return left, crop, n_in, out_len
 
 
 def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optional[torch.Tensor] = None,
                         b: Optional[torch.Tensor] = None, up: int = 1, down: int = 1, padding=0,
                         gain: float = math.sqrt(2), slope: float = 0.2,
                         clamp: Optional[float] = None) -> torch.Tensor:
-    """Same result as :func:`filtered_lrelu_reference` (to float32 round-off) with far less work."""
-    if not _fast_supported(fu, fd, up, down):
+    """Same result as :func:`filtered_lrelu_reference` (to float32 round-off) with far less work.
+
+    Returns a channels_last tensor (the layout the next convolution wants)."""
+    if fu is not None and fu.ndim != 1:  # non-separable upsampling never occurs in the generator
         return filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain, slope, clamp)
     px0, px1, py0, py1 = _parse_padding(padding)
     n, c, h, w = x.shape
     out_h, out_w = filtered_lrelu_output_size(h, w, fu, fd, up, down, padding)
-    if b is not None:
-        x = x + b.to(x.dtype).view(1, -1, 1, 1)
-    if fu is None and fd is None and up == 1 and down == 1:  # ToRGB: bias, activation, clamp
-        return _activate(F.pad(x, [px0, px1, py0, py1]), gain, slope, clamp)
-    fd_y = fd if fd is None or fd.ndim == 1 else fd[:, 0]  # only the tap count matters for the plan
-    fd_x = fd if fd is None or fd.ndim == 1 else fd[0]
-    py = _AxisPlan(h, fu, fd_y, up, down, py0, out_h)
-    px = _AxisPlan(w, fu, fd_x, up, down, px0, out_w)
-    U, E = up, up // down
+    fu_w, fu_h = _filter_size(fu)
+    fd_w, fd_h = _filter_size(fd)
+    ly0, cy, ny, ly = _up_axis_plan(h, fu_h, up, py0, (out_h - 1) * down + fd_h)
+    lx0, cx, nx, lx = _up_axis_plan(w, fu_w, up, px0, (out_w - 1) * down + fd_w)
+    cl = torch.channels_last
     dt, dev = x.dtype, x.device
-    gy = py.G.t().reshape(U, 1, py.P, 1).to(dev, dt)  # [U(ry), 1, P, 1]
-    gx = px.G.t().reshape(U, 1, 1, px.P).to(dev, dt)  # [U(rx), 1, 1, P]
-    radial = fd is not None and fd.ndim == 2
-    if radial:
-        h2 = _radial_down_kernel(py, px, fd).reshape(E * E, U * U, py.Kd, px.Kd).to(dev, dt)
-    else:
-        hx = px.H.reshape(E, U, 1, px.Kd).to(dev, dt)  # [(ex), rx, 1, Kd]
-        hy = py.H.reshape(E, U, py.Kd, 1).to(dev, dt)  # [(ey), ry, Kd, 1]
-    per_channel = n * U * U * py.nq * px.nq
-    chunk = max(1, min(c, FAST_CHUNK_ELEMENTS // max(per_channel, 1)))
-    xp = F.pad(x, [px.lo, px.hi, py.lo, py.hi])
-    up_mode = STRATEGY["up"] if STRATEGY["up"] != "auto" else ("2d" if U >= 4 else "sep")
-    down_mode = STRATEGY["down"] if STRATEGY["down"] != "auto" else ("dw2d" if radial and E == 1 else "sep")
-    if up_mode == "2d":
-        g2 = (py.G.t().reshape(U, 1, py.P, 1) * px.G.t().reshape(1, U, 1, px.P)).reshape(U * U, 1, py.P, px.P)
-        g2 = g2.to(dev, dt)
-    if down_mode == "dw2d":
-        if radial:
-            d2 = _radial_down_kernel(py, px, fd)  # [Ey, Ex, Uy, Ux, Ky, Kx]
-        else:
-            d2 = py.H.view(E, 1, U, 1, py.Kd, 1) * px.H.view(1, E, 1, U, 1, px.Kd)
-        d2 = d2.permute(2, 3, 0, 1, 4, 5).reshape(U * U * E * E, 1, py.Kd, px.Kd).to(dev, dt)
-    fmt = torch.channels_last if STRATEGY["channels_last"] else torch.contiguous_format
-    out = torch.empty((n, c, out_h, out_w), dtype=dt, device=dev, memory_format=fmt)
+    if b is not None:
+        x = x + b.to(dt).view(1, -1, 1, 1)
+    x = F.pad(x, [lx0, nx - lx0 - w, ly0, ny - ly0 - h])
+    fu1 = None if fu is None else fu.to(dev, dt) * up
+    out = torch.empty((n, c, out_h, out_w), dtype=dt, device=dev, memory_format=cl)
+    chunk = max(1, min(c, FAST_CHUNK_ELEMENTS // max(n * ly * lx, 1)))
     for c0 in range(0, c, chunk):
-        xc = xp[:, c0:c0 + chunk].contiguous(memory_format=fmt)
-        cc = xc.shape[1]
-        # polyphase upsampling -> channels (c, ry, rx)
-        if up_mode == "2d":
-            t = F.conv2d(xc, g2.repeat(cc, 1, 1, 1), groups=cc)
+        t = x[:, c0:c0 + chunk].contiguous(memory_format=cl)
+        cc = t.shape[1]
+        if fu1 is not None:
+            taps = fu1.shape[0]
+            t = F.conv_transpose2d(t, fu1.view(1, 1, taps, 1).expand(cc, 1, taps, 1), stride=(up, 1),
+                                   padding=(cy, 0), groups=cc)
+            t = F.conv_transpose2d(t, fu1.view(1, 1, 1, taps).expand(cc, 1, 1, taps), stride=(1, up),
+                                   padding=(0, cx), groups=cc)
+        elif up > 1:  # identity filter: plain zero insertion
+            z = t.new_zeros(n, cc, t.shape[2] * up, t.shape[3] * up).contiguous(memory_format=cl)
+            z[:, :, ::up, ::up] = t * (up * up)
+            t = z[:, :, cy:, cx:]
+        # in place only on a tensor made here (the chunk may alias the caller's input otherwise)
+        t = _activate_(t, gain, slope, clamp) if (fu1 is not None or up > 1) else _activate(t, gain, slope, clamp)
+        if fd is None:
+            o = t[:, :, ::down, ::down] if down > 1 else t
+        elif fd.ndim == 2:  # radial (non-separable) downsampling filter
+            o = F.conv2d(t, fd.to(dev, dt).flip([0, 1]).expand(cc, 1, fd_h, fd_w), stride=down, groups=cc)
         else:
-            t = F.conv2d(xc, gy.repeat(cc, 1, 1, 1), groups=cc)
-            t = F.conv2d(t, gx.repeat(cc * U, 1, 1, 1), groups=cc * U)
-        t = _activate_(t, gain, slope, clamp)
-        if down_mode == "dw2d":
-            o = F.conv2d(t, d2.repeat(cc, 1, 1, 1), groups=cc * U * U)  # (c, ry, rx, ey, ex)
-            o = o.view(n, cc, U * U, E, E, py.na, px.na).sum(2).permute(0, 1, 4, 2, 5, 3)
-        elif radial:
-            o = F.conv2d(t, h2.repeat(cc, 1, 1, 1), groups=cc)  # (c, ey, ex)
-            o = o.view(n, cc, E, E, py.na, px.na).permute(0, 1, 4, 2, 5, 3)
-        else:
-            o = F.conv2d(t, hx.repeat(cc * U, 1, 1, 1), groups=cc * U)  # (c, ry, ex)
-            if E > 1:
-                o = o.view(n, cc, U, E, py.nq, px.na).transpose(2, 3).reshape(n, cc * E * U, py.nq, px.na)
-            o = F.conv2d(o, hy.repeat(cc * E, 1, 1, 1), groups=cc * E)  # (c, ex, ey)
-            o = o.view(n, cc, E, E, py.na, px.na).permute(0, 1, 4, 3, 5, 2)
-        out[:, c0:c0 + cc] = o.reshape(n, cc, py.na * E, px.na * E)[:, :, :out_h, :out_w]
+            fdf = fd.to(dev, dt).flip(0)
+            o = F.conv2d(t, fdf.view(1, 1, 1, fd_w).expand(cc, 1, 1, fd_w), stride=(1, down), groups=cc)
+            o = F.conv2d(o, fdf.view(1, 1, fd_h, 1).expand(cc, 1, fd_h, 1), stride=(down, 1), groups=cc)
+        out[:, c0:c0 + cc] = o[:, :, :out_h, :out_w]
     return out
-
-
-# How the fast path maps onto grouped convolutions (all choices give the same result; measured fastest on CPU):
-# up "sep" (rows then columns) or "2d" (one 2-D polyphase kernel); down "sep" (grouped over phases) or "dw2d"
-# (depthwise 2-D kernels summed over phases); "auto" picks per layer.
-STRATEGY = {"up": "auto", "down": "auto", "channels_last": True}
 
 
 def _activate_(x: torch.Tensor, gain: float, slope: float, clamp: Optional[float]) -> torch.Tensor:

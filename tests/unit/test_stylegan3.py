@@ -179,6 +179,8 @@ def test_truncation_psi_and_cutoff(fixture_data):
     dict(up=2, down=1, taps_u=12, taps_d=1, radial=False, size=16, pad=(-4, 9, 3, -1)),
     dict(up=1, down=1, taps_u=1, taps_d=1, radial=False, size=9, pad=(0, 0, 0, 0)),
     dict(up=1, down=2, taps_u=1, taps_d=12, radial=False, size=30, pad=(1, 2, 3, 4)),
+    dict(up=2, down=2, taps_u=1, taps_d=12, radial=False, size=10, pad=(3, 1, 2, 0)),
+    dict(up=2, down=1, taps_u=24, taps_d=1, radial=False, size=7, pad=(30, 40, 25, 2)),
 ])
 def test_fast_filtered_lrelu_equals_definition(case):
     gen = torch.Generator().manual_seed(3)
@@ -200,6 +202,10 @@ def test_fast_filtered_lrelu_equals_definition(case):
         assert ref.shape == fast.shape == (2, 5, *filtered_lrelu_output_size(x.shape[2], x.shape[3], fu, fd,
                                                                               case["up"], case["down"], pad))
         assert rel_err(fast, ref) < 2e-6
+        if b is not None:
+            x_before = x.clone()
+            filtered_lrelu_fast(x, fu=fu, fd=fd, b=None, up=case["up"], down=case["down"], padding=list(pad))
+            assert torch.equal(x, x_before)  # never writes into its input
 
 
 def test_lowpass_filter_design_matches_scipy():
@@ -308,7 +314,7 @@ def test_gradients_through_fast_path_match_reference(fixture_data):
         grads[impl] = ws.grad
     G.set_impl("fast")
     assert grads["fast"].abs().max() > 0
-    assert rel_err(grads["fast"], grads["reference"]) < 1e-4
+    assert rel_err(grads["fast"], grads["reference"]) < 1e-3  # round-off can flip a few lrelu kinks
 
 
 @pytest.mark.parametrize("extra", [dict(channel_base=16384, channel_max=512, img_resolution=128),
