@@ -47,6 +47,9 @@ _API = {
     "describe_stylegan": ".stylegan",
     "seeds_to_ws": ".stylegan",
     "synthesize": ".stylegan",
+
+    "StyleGAN3Generator": ".stylegan.sg3",
+    "infer_sg3_config": ".stylegan.sg3",
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",

@@ -98,7 +98,7 @@ def filtered_lrelu_output_size(in_h: int, in_w: int, fu, fd, up: int, down: int,
 
 def _activate(x: torch.Tensor, gain: float, slope: float, clamp: Optional[float]) -> torch.Tensor:
     if slope != 1:
-        x = torch.where(x >= 0, x, x * slope)
+        x = F.leaky_relu(x, slope)
     if gain != 1:
         x = x * gain
     if clamp is not None and clamp >= 0:
@@ -147,103 +147,91 @@ def filtered_lrelu_reference(x: torch.Tensor, fu: Optional[torch.Tensor] = None,
 
 
 # ------------------------------------------------------------------------------------------ fast path
+#
+# Per axis, with upsampling factor U, the padded and filtered zero-stuffed signal is z[j] = full[j + s],
+# s = taps_u - 1 - pad0, where full = (zero-stuffed x) * (U fu) is the full convolution. A transposed
+# convolution with stride U computes exactly that full convolution without ever multiplying the inserted zeros
+# (it is the polyphase form), and its `padding` crops the first samples; the input is zero-extended on the left
+# when s < 0 and trimmed on the right to the samples that reach the needed outputs. The decimating filter is a
+# strided correlation with the flipped fd, so only the kept samples are computed. All filters are depthwise
+# (one filter per channel, channel multiplier 1) on channels_last tensors, which the CPU convolution backend runs
+# as vectorised kernels; channels are processed in chunks so the upsampled intermediate stays cache-sized and
+# memory is bounded. Same function as the reference path, different summation order (float32 round-off).
+
+# upsampled elements per channel chunk
+FAST_CHUNK_ELEMENTS = 1 << 22
 
 
-def _upsample_matrix_1d(f: Optional[torch.Tensor], up: int) -> Tuple[torch.Tensor, int]:
-    """Polyphase matrix ``G[k, r]`` for upsampling with filter ``f`` (gain ``up`` per axis).
-
-    With ``P = taps / up`` taps per phase, the full convolution of the zero-stuffed signal satisfies
-    ``full[q*up + r] = sum_k x[q - (P-1) + k] * G[k, r]`` where ``G[k, r] = up * f[(P-1-k)*up + r]``."""
-    if f is None:
-        f = torch.ones([1], dtype=torch.float32)
-    taps = int(f.shape[0])
-    if taps % up:
-        f = F.pad(f, [0, up - taps % up])  # trailing zero taps change nothing
-    phases = f.shape[0] // up
-    g = (f.double() * up).view(phases, up).flip(0)  # g[k, r] = f[(P-1-k)*up + r] * up
-    return g, phases
-
-
-def _upfir_axis(x: torch.Tensor, g: torch.Tensor, phases: int, up: int, taps: int, pad0: int, out_len: int,
-                axis: int) -> torch.Tensor:
-    """Upsample+filter along ``axis`` (-1 or -2): samples ``0 .. out_len-1`` of the padded, filtered signal."""
-    length = x.shape[axis]
-    shift = taps - 1 - pad0  # output j is full-convolution index j + shift
-    q0 = math.floor(shift / up)
-    q1 = (shift + out_len - 1) // up
-    lo = phases - 1 - q0
-    hi = q1 + 1 - length
-    if axis == -1:
-        xs = F.pad(x, [lo, hi])
-        win = xs.unfold(-1, phases, 1)  # [..., nq, P]
-        y = torch.matmul(win, g)  # [..., nq, up]
-        y = y.flatten(-2)
-        start = shift - q0 * up
-        return y[..., start:start + out_len]
-    # axis -2: contract the windows of rows, keeping rows contiguous
-    xs = F.pad(x, [0, 0, lo, hi])
-    nq = q1 - q0 + 1
-    w = x.shape[-1]
-    # [..., nq, P, W] windows -> out [..., nq, up, W] = sum_k g[k, r] * win[..., k, :]
-    win = xs.unfold(-2, phases, 1)  # [..., nq, W, P]
-    y = torch.matmul(g.t(), win.transpose(-1, -2))  # [up, P] @ [..., nq, P, W] -> [..., nq, up, W]
-    y = y.reshape(*x.shape[:-2], nq * up, w)
-    start = shift - q0 * up
-    return y[..., start:start + out_len, :]
-
-
-def _downfir_axis(x: torch.Tensor, f: torch.Tensor, down: int, out_len: int, axis: int) -> torch.Tensor:
-    """FIR along ``axis`` evaluated only at the kept samples ``0, down, 2 down, ...``."""
-    taps = int(f.shape[0])
-    fl = f.flip(0)
-    need = (out_len - 1) * down + taps
-    if axis == -1:
-        xs = x[..., :need]
-        win = xs.unfold(-1, taps, down)  # [..., out, T]
-        return torch.matmul(win, fl.view(taps, 1)).squeeze(-1)
-    xs = x[..., :need, :]
-    win = xs.unfold(-2, taps, down)  # [..., out, W, T]
-    return torch.matmul(fl.view(1, taps), win.transpose(-1, -2)).squeeze(-2)
+def _up_axis_plan(length: int, taps: int, up: int, pad0: int, need: int) -> Tuple[int, int, int, int]:
+    """(zeros prepended, front crop, input length, output length) for one axis of the transposed convolution."""
+    s = taps - 1 - pad0
+    left = -(s // up) if s < 0 else 0  # prepend zeros: shifts the full-convolution index by left * up
+    crop = s + left * up  # samples cropped at the front (0 <= crop, and crop < up when left > 0)
+    n_in = (crop + need - 1) // up + 1  # later input samples do not reach the needed outputs
+    n_in = max(n_in, -(-(need + 2 * crop - taps) // up) + 1)  # long enough after the symmetric crop
+    out_len = (n_in - 1) * up + taps - 2 * crop
+    return left, crop, n_in, out_len
 
 
 def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optional[torch.Tensor] = None,
                         b: Optional[torch.Tensor] = None, up: int = 1, down: int = 1, padding=0,
                         gain: float = math.sqrt(2), slope: float = 0.2,
                         clamp: Optional[float] = None) -> torch.Tensor:
-    """Same result as :func:`filtered_lrelu_reference` (to float32 round-off) with far less work."""
+    """Same result as :func:`filtered_lrelu_reference` (to float32 round-off) with far less work.
+
+    Returns a channels_last tensor (the layout the next convolution wants)."""
+    if fu is not None and fu.ndim != 1:  # non-separable upsampling never occurs in the generator
+        return filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain, slope, clamp)
     px0, px1, py0, py1 = _parse_padding(padding)
     n, c, h, w = x.shape
     out_h, out_w = filtered_lrelu_output_size(h, w, fu, fd, up, down, padding)
+    fu_w, fu_h = _filter_size(fu)
+    fd_w, fd_h = _filter_size(fd)
+    ly0, cy, ny, ly = _up_axis_plan(h, fu_h, up, py0, (out_h - 1) * down + fd_h)
+    lx0, cx, nx, lx = _up_axis_plan(w, fu_w, up, px0, (out_w - 1) * down + fd_w)
+    cl = torch.channels_last
+    dt, dev = x.dtype, x.device
     if b is not None:
-        x = x + b.to(x.dtype).view(1, -1, 1, 1)
-    if fu is not None and fu.ndim != 1:
-        # a non-separable upsampling filter never occurs in the generator; use the definition
-        x = _fir_reference(x, fu, up=up, padding=padding, gain=up ** 2)
-    else:
-        fu_w, fu_h = _filter_size(fu)
-        fd_w, fd_h = _filter_size(fd)
-        mid_w = w * up + px0 + px1 - (fu_w - 1)
-        mid_h = h * up + py0 + py1 - (fu_h - 1)
-        # only the samples the downsampling filter reads are needed
-        mid_w = min(mid_w, (out_w - 1) * down + fd_w)
-        mid_h = min(mid_h, (out_h - 1) * down + fd_h)
-        if fu is None and up == 1:
-            x = F.pad(x, [px0, px1, py0, py1])[..., :mid_h, :mid_w]
+        x = x + b.to(dt).view(1, -1, 1, 1)
+    x = F.pad(x, [lx0, nx - lx0 - w, ly0, ny - ly0 - h])
+    fu1 = None if fu is None else fu.to(dev, dt) * up
+    out = torch.empty((n, c, out_h, out_w), dtype=dt, device=dev, memory_format=cl)
+    chunk = max(1, min(c, FAST_CHUNK_ELEMENTS // max(n * ly * lx, 1)))
+    for c0 in range(0, c, chunk):
+        t = x[:, c0:c0 + chunk].contiguous(memory_format=cl)
+        cc = t.shape[1]
+        if fu1 is not None:
+            taps = fu1.shape[0]
+            t = F.conv_transpose2d(t, fu1.view(1, 1, taps, 1).expand(cc, 1, taps, 1), stride=(up, 1),
+                                   padding=(cy, 0), groups=cc)
+            t = F.conv_transpose2d(t, fu1.view(1, 1, 1, taps).expand(cc, 1, 1, taps), stride=(1, up),
+                                   padding=(0, cx), groups=cc)
+        elif up > 1:  # identity filter: plain zero insertion
+            z = t.new_zeros(n, cc, t.shape[2] * up, t.shape[3] * up).contiguous(memory_format=cl)
+            z[:, :, ::up, ::up] = t * (up * up)
+            t = z[:, :, cy:, cx:]
+        # in place only on a tensor made here (the chunk may alias the caller's input otherwise)
+        t = _activate_(t, gain, slope, clamp) if (fu1 is not None or up > 1) else _activate(t, gain, slope, clamp)
+        if fd is None:
+            o = t[:, :, ::down, ::down] if down > 1 else t
+        elif fd.ndim == 2:  # radial (non-separable) downsampling filter
+            o = F.conv2d(t, fd.to(dev, dt).flip([0, 1]).expand(cc, 1, fd_h, fd_w), stride=down, groups=cc)
         else:
-            g, phases = _upsample_matrix_1d(fu.cpu() if fu is not None else None, up)
-            g = g.to(device=x.device, dtype=x.dtype)
-            x = _upfir_axis(x, g, phases, up, fu_w, px0, mid_w, axis=-1)
-            x = _upfir_axis(x, g, phases, up, fu_h, py0, mid_h, axis=-2)
-    x = _activate(x, gain, slope, clamp)
-    if fd is None:
-        x = x[..., ::down, ::down] if down > 1 else x
-    elif fd.ndim == 1:
-        fdd = fd.to(x.dtype)
-        x = _downfir_axis(x, fdd, down, out_w, axis=-1)
-        x = _downfir_axis(x, fdd, down, out_h, axis=-2)
-    else:
-        taps_h, taps_w = fd.shape
-        x = x[..., :(out_h - 1) * down + taps_h, :(out_w - 1) * down + taps_w]
-        cc = x.shape[1]
-        x = F.conv2d(x, fd.to(x.dtype).flip([0, 1]).expand(cc, 1, taps_h, taps_w), stride=down, groups=cc)
-    return x[..., :out_h, :out_w].contiguous()
+            fdf = fd.to(dev, dt).flip(0)
+            o = F.conv2d(t, fdf.view(1, 1, 1, fd_w).expand(cc, 1, 1, fd_w), stride=(1, down), groups=cc)
+            o = F.conv2d(o, fdf.view(1, 1, fd_h, 1).expand(cc, 1, fd_h, 1), stride=(down, 1), groups=cc)
+        out[:, c0:c0 + cc] = o[:, :, :out_h, :out_w]
+    return out
+
+
+def _activate_(x: torch.Tensor, gain: float, slope: float, clamp: Optional[float]) -> torch.Tensor:
+    """In-place leaky ReLU, gain and clamp (same values as :func:`_activate`); out of place under autograd."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _activate(x, gain, slope, clamp)
+    if slope != 1:
+        F.leaky_relu_(x, slope)
+    if gain != 1:
+        x.mul_(gain)
+    if clamp is not None and clamp >= 0:
+        x.clamp_(-clamp, clamp)
+    return x

@@ -284,9 +284,17 @@ class SG3Layer(nn.Module):
             wm = wm * gain
             n, _, h, ww = x.shape
             return torch.bmm(wm, x.reshape(n, self.in_channels, h * ww)).view(n, self.out_channels, h, ww)
-        y = nn.functional.conv2d(x * (s * gain).view(*s.shape, 1, 1), w, padding=k - 1)
         if demodulate:
             d = ((w.square().sum(dim=[2, 3]).unsqueeze(0) * s.square().unsqueeze(1)).sum(dim=2) + 1e-8).rsqrt()
+        if x.shape[0] == 1:
+            # one image: modulate the weights (smaller than the activations) and run a plain convolution
+            wm = w * (s[0] * gain).view(1, -1, 1, 1)
+            if demodulate:
+                wm = wm * d[0].view(-1, 1, 1, 1)
+            return nn.functional.conv2d(x.contiguous(memory_format=torch.channels_last), wm, padding=k - 1)
+        x = (x * (s * gain).view(*s.shape, 1, 1)).contiguous(memory_format=torch.channels_last)
+        y = nn.functional.conv2d(x, w, padding=k - 1)
+        if demodulate:
             y = y * d.view(*d.shape, 1, 1)
         return y
 
@@ -385,7 +393,7 @@ class SG3Synthesis(nn.Module):
             x = getattr(self, name)(x, w, impl=impl)
         if self.output_scale != 1:
             x = x * self.output_scale
-        return x.to(torch.float32)
+        return x.to(torch.float32).contiguous()
 
 
 # ------------------------------------------------------------------------------------------ generator

@@ -179,6 +179,8 @@ def test_truncation_psi_and_cutoff(fixture_data):
     dict(up=2, down=1, taps_u=12, taps_d=1, radial=False, size=16, pad=(-4, 9, 3, -1)),
     dict(up=1, down=1, taps_u=1, taps_d=1, radial=False, size=9, pad=(0, 0, 0, 0)),
     dict(up=1, down=2, taps_u=1, taps_d=12, radial=False, size=30, pad=(1, 2, 3, 4)),
+    dict(up=2, down=2, taps_u=1, taps_d=12, radial=False, size=10, pad=(3, 1, 2, 0)),
+    dict(up=2, down=1, taps_u=24, taps_d=1, radial=False, size=7, pad=(30, 40, 25, 2)),
 ])
 def test_fast_filtered_lrelu_equals_definition(case):
     gen = torch.Generator().manual_seed(3)
@@ -200,6 +202,10 @@ def test_fast_filtered_lrelu_equals_definition(case):
         assert ref.shape == fast.shape == (2, 5, *filtered_lrelu_output_size(x.shape[2], x.shape[3], fu, fd,
                                                                               case["up"], case["down"], pad))
         assert rel_err(fast, ref) < 2e-6
+        if b is not None:
+            x_before = x.clone()
+            filtered_lrelu_fast(x, fu=fu, fd=fd, b=None, up=case["up"], down=case["down"], padding=list(pad))
+            assert torch.equal(x, x_before)  # never writes into its input
 
 
 def test_lowpass_filter_design_matches_scipy():
@@ -293,3 +299,35 @@ def test_config_round_trip_and_argument_errors(fixture_data):
         G.synthesis(torch.zeros(1, 14, 64))
     with pytest.raises(ValueError, match="noise_mode"):
         G.synthesis(ref["ws"][:1], noise_mode="bogus")
+
+
+def test_gradients_through_fast_path_match_reference(fixture_data):
+    """Projection optimises ws through the synthesis network: the fast path must be differentiable."""
+    _, _, ref, G = fixture_data
+    target = ref["img"][:1]
+    grads = {}
+    for impl in ("reference", "fast"):
+        ws = ref["ws"][:1].clone().requires_grad_(True)
+        G.set_impl(impl)
+        loss = (G.synthesis(ws) - target.flip(-1)).square().mean()
+        loss.backward()
+        grads[impl] = ws.grad
+    G.set_impl("fast")
+    assert grads["fast"].abs().max() > 0
+    assert rel_err(grads["fast"], grads["reference"]) < 1e-3  # round-off can flip a few lrelu kinks
+
+
+@pytest.mark.parametrize("extra", [dict(channel_base=16384, channel_max=512, img_resolution=128),
+                                   dict(channel_base=3000, channel_max=200, img_resolution=64, num_layers=10),
+                                   dict(channel_base=8192, channel_max=256, img_resolution=128, conv_kernel=1,
+                                        use_radial_filters=True, c_dim=10, mapping_kwargs={"num_layers": 4})])
+def test_infer_config_custom_trainings_rebuild_same_layout(extra):
+    kw = dict(z_dim=128, c_dim=0, w_dim=96, img_resolution=64, img_channels=3, mapping_kwargs={"num_layers": 2})
+    kw.update(extra)
+    with torch.device("meta"):
+        sd = StyleGAN3Generator(**kw).state_dict()
+        cfg = infer_sg3_config(sd)
+        rebuilt = StyleGAN3Generator(**cfg).state_dict()
+    assert {k: tuple(v.shape) for k, v in rebuilt.items()} == {k: tuple(v.shape) for k, v in sd.items()}
+    assert cfg["mapping_kwargs"] == kw["mapping_kwargs"] and cfg["c_dim"] == kw["c_dim"]
+    assert cfg.get("num_layers", 14) == kw.get("num_layers", 14)
