@@ -265,3 +265,14 @@ def test_other_gan_pack_files_are_named(tmp_path):
     save_file({"mapping.fc0.weight": torch.zeros(4, 4)}, str(p),
               metadata={"gan_pack": '{"format": "gan-pack-stylegan", "version": 1, "config": {"arch": "sg2"}}'})
     _expect(lambda: load_translator(p), "StyleGAN", "not a translator")
+
+
+def test_generator_submodule_names_are_not_mistaken_for_wrappers(x):
+    mine = _randomize(ResnetGenerator(3, 3, ngf=8, n_blocks=2, norm="instance"))
+    sd = mine.state_dict()
+    # "model.*" for the body but the last conv under another name: nothing may be dropped
+    renamed = OrderedDict((k if not k.startswith("model.19.") else k.replace("model.19.", "head."), v)
+                          for k, v in sd.items())
+    assert any(k.startswith("head.") for k in renamed)
+    m = load_translator(renamed)
+    assert _same(m, mine, x)
