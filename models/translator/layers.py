@@ -104,7 +104,10 @@ class FrameContext:
         ox = self.tile_origin[1] * w // tw
         dev = x.device
         img = self.image_index.to(dev) if self.image_index is not None else torch.arange(n, device=dev)
-        key = (img.long() * 0x9E3779B1 + layer_id * 0x85EBCA77 + (self.seed & 0xFFFFFFFF) * 0xC2B2AE3D)
+        seed = int(self.seed)
+        seed64 = seed & 0xFFFFFFFFFFFFFFFF  # ComfyUI seeds go up to 2**64 - 1
+        seed32 = ((seed64 & 0xFFFFFFFF) ^ (((seed64 >> 32) * 0x9E3779B1 + 0x7F4A7C15) & 0xFFFFFFFF))
+        key = img.long() * 0x9E3779B1 + ((layer_id * 0x85EBCA77) & 0xFFFFFFFF) + ((seed32 * 0xC2B2AE3D) & 0xFFFFFFFF)
         cc = torch.arange(c, device=dev, dtype=torch.long)
         yy = torch.arange(oy, oy + h, device=dev, dtype=torch.long)
         xx = torch.arange(ox, ox + w, device=dev, dtype=torch.long)

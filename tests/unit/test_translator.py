@@ -308,3 +308,13 @@ def test_torch_layers_of_other_architectures_get_frame_statistics():
     assert "forward" not in g.net[1].__dict__ and "frame_ctx" not in g.net[5].__dict__  # restored afterwards
     with torch.no_grad():
         assert torch.equal(g(x.permute(0, 3, 1, 2)), g(x.permute(0, 3, 1, 2)))  # plain eval again
+
+
+def test_any_comfyui_seed_is_accepted():
+    torch.manual_seed(0)
+    g = UnetGenerator(3, 3, depth=6, ngf=4, norm="batch", use_dropout=True).eval()
+    x = _noise_image(1, 64, 64)
+    outs = [translate(g, x, mode="reference", seed=s) for s in (0, 2 ** 64 - 1, 2 ** 40, -5)]
+    assert all(torch.isfinite(o).all() for o in outs)
+    assert not torch.equal(outs[1], outs[2]) and not torch.equal(outs[0], outs[1])
+    assert torch.equal(outs[1], translate(g, x, mode="reference", seed=2 ** 64 - 1))
