@@ -36,6 +36,8 @@ class TranslatorLoadError(ValueError):
 
 def _describe_bytes(head: bytes) -> str:
     printable = sum(32 <= b < 127 for b in head) / max(1, len(head))
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy array file, not a PyTorch checkpoint"
     if head.startswith(b"\x89PNG") or head[:3] == b"\xff\xd8\xff":
         return "an image file, not a model"
     if head.startswith(b"<") or printable > 0.95:
@@ -84,6 +86,10 @@ def _read_torch(path: Path, head: bytes) -> Any:
         raise TranslatorLoadError(f"{path.name}: {_describe_bytes(head)} ({msg.splitlines()[0] if msg else type(exc).__name__})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "TorchScript" in msg:
+            raise TranslatorLoadError(
+                f"{path.name}: a TorchScript archive (compiled code) -- refused; only weights are loaded. "
+                "Save the generator's state_dict() (.pth) or .safetensors instead.") from None
         if head.startswith(b"PK") or head[:1] == b"\x80":
             raise TranslatorLoadError(
                 f"{path.name}: truncated or corrupt PyTorch checkpoint ({msg})") from None

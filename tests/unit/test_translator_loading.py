@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from collections import OrderedDict
 
 import pytest
@@ -236,6 +237,13 @@ def test_truncated_random_text_and_empty_files(tmp_path, pix2pix_fixtures):
         _expect(lambda: load_translator(tmp_path / name), pattern, re.escape(name))
     with pytest.raises(FileNotFoundError):
         load_translator(tmp_path / "missing.pth")
+    scripted = torch.jit.script(torch.nn.Conv2d(3, 3, 3))
+    scripted.save(str(tmp_path / "scripted.pt"))
+    with warnings.catch_warnings():  # torch warns about TorchScript archives before refusing them
+        warnings.simplefilter("ignore")
+        _expect(lambda: load_translator(tmp_path / "scripted.pt"), "TorchScript", "refused")
+    torch.save([torch.zeros(3)], tmp_path / "list.pth")
+    _expect(lambda: load_translator(tmp_path / "list.pth"), "state dict", "list")
 
 
 class _Evil:
