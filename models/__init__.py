@@ -29,6 +29,9 @@ _API = {
     "translate": ".translator",
     "save_translator": ".translator",
     "TranslatorLoadError": ".translator",
+    "ResnetGenerator": ".translator",
+    "UnetGenerator": ".translator",
+    "install_spandrel": ".translator.spandrel_arch",
     # StyleGAN2-ADA / StyleGAN3
     "StyleGAN": ".stylegan",
     "load_stylegan": ".stylegan",

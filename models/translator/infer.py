@@ -16,12 +16,19 @@ Contract (NHWC float in [0, 1] in and out):
   middle half of each overlap and sum to one. Normalisation layers that need image statistics (every
   InstanceNorm; BatchNorm in ``mode="reference"``) get those of the **whole frame**: they are computed in
   stages, one extra pass over the tiles per such layer, each pass stopping at the layer it collects (see
-  ``layers.py``). The device holds one tile's activations at a time; the frame and the output stay on the
-  images' device.
+  ``layers.py``); ResNets keep small intermediate activations (e.g. the bottleneck) frame-sized in host
+  memory between passes, so a 9-block generator costs about 3 forwards instead of ~25. The device holds one
+  tile's activations at a time; the frame, kept activations and the blended output live in host memory.
 * ``mode="eval"`` (default): BatchNorm on its running statistics, dropout off (deterministic).
   ``mode="reference"``: what the reference ``test.py`` does without ``--eval`` (batch size 1): BatchNorm on the
   statistics of each image, dropout active with a mask drawn from ``seed`` -- reproducible, independent of
   tiling and batch chunking, and the model's stored running statistics are never touched.
+* **Exactness of tiling.** With an overlap that covers the receptive field, tiled output equals untiled
+  output up to float round-off (ResNets: the automatic overlap is twice the receptive radius, capped at
+  half the tile). A U-Net's innermost layers see its whole ``2**depth`` window, so no overlap makes a
+  tiled U-Net exact: in eval mode the difference is far below 1/255 in practice, while in reference mode
+  (BatchNorm statistics taken from the frame) the deepest layers' statistics come from tiles and can shift
+  colours noticeably -- translate U-Nets in reference mode untiled where memory allows.
 * ``resize_to_train_size``: resize to the model's square training size (``translator.train_size``, 256 when
   unknown), translate, resize back (bicubic, antialiased) -- the reference's default preprocessing.
 * ``batch_size`` images are processed at a time; ``dtype`` ``torch.float16``/``torch.bfloat16`` runs under
@@ -205,6 +212,38 @@ def auto_tile_overlap(translator: Translator, tile_size: int) -> int:
     return min(_round_up(2 * radius, m), max(m, _round_up(tile_size // 2, m)))
 
 
+
+def activation_bytes_per_pixel(translator: Translator, dtype: Optional[torch.dtype] = None) -> float:
+    """Rough peak activation memory of one forward, in bytes per input pixel per image (with a safety margin).
+
+    ResNets peak at full resolution (input, ``ngf``-channel conv output and its normalised copy); U-Nets also
+    keep every skip connection alive, about ``4 * ngf`` values per pixel. Architectures may override with an
+    ``activation_elements_per_pixel`` attribute.
+    """
+    per = getattr(translator, "activation_elements_per_pixel", None)
+    if per is None:
+        ngf = int(getattr(translator, "ngf", 64) or 64)
+        per = (4 if getattr(translator, "arch", "") == "unet" else 3) * ngf + translator.input_nc
+    size = 2 if dtype in (torch.float16, torch.bfloat16) else 4
+    return float(per) * size * 1.5
+
+
+def auto_tile_size(translator: Translator, height: int, width: int, *, free_bytes: int, batch_size: int = 1,
+                   dtype: Optional[torch.dtype] = None) -> int:
+    """Tile size for ``translate(tile_size=...)`` that fits half of ``free_bytes`` of device memory: 0 (no
+    tiling) when the whole ``batch_size`` x ``height`` x ``width`` batch fits, else the largest square tile
+    (a multiple of the architecture's multiple, at least two of them) whose estimate fits."""
+    m = int(getattr(translator, "size_multiple", 1) or 1)
+    per_px = activation_bytes_per_pixel(translator, dtype) * max(1, int(batch_size))
+    budget = max(0.0, float(free_bytes) * 0.5)
+    ph, pw = _round_up(height, m), _round_up(width, m)
+    if ph * pw * per_px <= budget:
+        return 0
+    side = int(math.sqrt(budget / per_px)) // m * m
+    floor = max(2 * m, _round_up(int(getattr(translator, "min_size", m) or m), m))
+    return max(side, floor)
+
+
 def _device_of(module: torch.nn.Module) -> torch.device:
     for t in module.parameters():
         return t.device
@@ -313,7 +352,7 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
         if progress is not None:
             progress(min(done[0], total), total)
 
-    results: List[torch.Tensor] = []
+    result: Optional[torch.Tensor] = None   # filled chunk by chunk (no second copy of a long batch)
     for ci in range(chunks):
         lo, hi = ci * batch_size, min(n, (ci + 1) * batch_size)
         chunk = torch.nan_to_num(images[lo:hi].float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
@@ -321,6 +360,9 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
         if resize_to_train_size:
             x = F.interpolate(x, size=(fh, fw), mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
         x, (top, left) = _pad_frame(x.contiguous(), ph, pw)
+        if staged:
+            # the frame, kept activations and the blended output live in host memory; the device holds tiles
+            x = x.cpu()
         ctx = FrameContext(mode=mode, seed=int(seed), staged=staged,
                            image_index=torch.arange(lo, hi, dtype=torch.long))
         with frame_context(translator, ctx), torch.inference_mode():
@@ -340,15 +382,15 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
                 for kind, first, last in plan:
                     if first != src_stage:  # pragma: no cover - the plan advances explicitly
                         raise RuntimeError("inconsistent tiling plan")
-                    result = _tile_pass(stages[first:last], src, ph, pw, ay, ax, ctx, device, dtype, use_cl,
+                    produced = _tile_pass(stages[first:last], src, ph, pw, ay, ax, ctx, device, dtype, use_cl,
                                         collect=(kind == "collect"), tick=tick, check_interrupt=check_interrupt)
                     if kind == "collect":
                         if not ctx.finish_pass():  # pragma: no cover - plan and layers agree
                             raise RuntimeError("statistics pass collected nothing")
                     elif kind == "advance":
-                        src, src_stage = result, last
+                        src, src_stage = produced, last
                     else:
-                        out = result
+                        out = produced
         y = out[:, :, top:top + fh, left:left + fw]
         if resize_to_train_size:
             y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
@@ -357,5 +399,8 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
             y = y.expand(-1, -1, -1, 3)
         if alpha is not None:
             y = torch.cat([y, alpha.to(y)], dim=-1)
-        results.append(y.contiguous())
-    return torch.cat(results, 0)
+        if result is None:
+            result = torch.empty((n, h, w, y.shape[-1]), dtype=torch.float32, device=out_device)
+        result[lo:hi] = y
+        del out, y, x
+    return result
