@@ -352,7 +352,7 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
         if progress is not None:
             progress(min(done[0], total), total)
 
-    results: List[torch.Tensor] = []
+    result: Optional[torch.Tensor] = None   # filled chunk by chunk (no second copy of a long batch)
     for ci in range(chunks):
         lo, hi = ci * batch_size, min(n, (ci + 1) * batch_size)
         chunk = torch.nan_to_num(images[lo:hi].float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
@@ -382,15 +382,15 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
                 for kind, first, last in plan:
                     if first != src_stage:  # pragma: no cover - the plan advances explicitly
                         raise RuntimeError("inconsistent tiling plan")
-                    result = _tile_pass(stages[first:last], src, ph, pw, ay, ax, ctx, device, dtype, use_cl,
+                    produced = _tile_pass(stages[first:last], src, ph, pw, ay, ax, ctx, device, dtype, use_cl,
                                         collect=(kind == "collect"), tick=tick, check_interrupt=check_interrupt)
                     if kind == "collect":
                         if not ctx.finish_pass():  # pragma: no cover - plan and layers agree
                             raise RuntimeError("statistics pass collected nothing")
                     elif kind == "advance":
-                        src, src_stage = result, last
+                        src, src_stage = produced, last
                     else:
-                        out = result
+                        out = produced
         y = out[:, :, top:top + fh, left:left + fw]
         if resize_to_train_size:
             y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
@@ -399,5 +399,8 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
             y = y.expand(-1, -1, -1, 3)
         if alpha is not None:
             y = torch.cat([y, alpha.to(y)], dim=-1)
-        results.append(y.contiguous())
-    return torch.cat(results, 0)
+        if result is None:
+            result = torch.empty((n, h, w, y.shape[-1]), dtype=torch.float32, device=out_device)
+        result[lo:hi] = y
+        del out, y, x
+    return result

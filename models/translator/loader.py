@@ -36,6 +36,8 @@ class TranslatorLoadError(ValueError):
 
 def _describe_bytes(head: bytes) -> str:
     printable = sum(32 <= b < 127 for b in head) / max(1, len(head))
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy array file, not a PyTorch checkpoint"
     if head.startswith(b"\x89PNG") or head[:3] == b"\xff\xd8\xff":
         return "an image file, not a model"
     if head.startswith(b"<") or printable > 0.95:
@@ -84,6 +86,10 @@ def _read_torch(path: Path, head: bytes) -> Any:
         raise TranslatorLoadError(f"{path.name}: {_describe_bytes(head)} ({msg.splitlines()[0] if msg else type(exc).__name__})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "TorchScript" in msg:
+            raise TranslatorLoadError(
+                f"{path.name}: a TorchScript archive (compiled code) -- refused; only weights are loaded. "
+                "Save the generator's state_dict() (.pth) or .safetensors instead.") from None
         if head.startswith(b"PK") or head[:1] == b"\x80":
             raise TranslatorLoadError(
                 f"{path.name}: truncated or corrupt PyTorch checkpoint ({msg})") from None
@@ -118,6 +124,7 @@ def _read_file(path: Path) -> Tuple[Any, Dict[str, str]]:
 
 _A2B = ("G_A", "netG_A", "G_AB", "netG_AB", "genA2B", "gen_a2b", "G_A2B", "generator_a2b", "netG_A2B", "GA", "g_a")
 _B2A = ("G_B", "netG_B", "G_BA", "netG_BA", "genB2A", "gen_b2a", "G_B2A", "generator_b2a", "netG_B2A", "GB", "g_b")
+_GEN_NAME = re.compile(r"(^|_)(net)?g(en(erator)?)?($|_)", re.I)
 _SINGLE = ("netG", "G", "generator", "gen", "net_g", "model", "state_dict", "model_state_dict", "params",
            "params_ema", "net", "weights", "module", "g_ema", "ema")
 
@@ -152,7 +159,7 @@ def _unwrap(obj: Any, direction: Optional[str], depth: int = 0) -> Dict[str, tor
             for key in other:
                 if key in nested:
                     raise TranslatorLoadError(f"checkpoint has {key!r} but no generator for direction {direction!r}")
-        gens = [k for k in nested if re.search(r"(^|_)(net)?g(en(erator)?)?($|_)", k, re.I)]
+        gens = [k for k in nested if _GEN_NAME.search(k)]
         if len(gens) == 1:
             return _unwrap(nested[gens[0]], direction, depth + 1)
     tensors = OrderedDict((k, v) for k, v in obj.items() if isinstance(v, torch.Tensor))
@@ -173,11 +180,16 @@ def _strip_prefixes(sd: Dict[str, torch.Tensor], direction: Optional[str]) -> Di
     firsts = OrderedDict()
     for k in sd:
         firsts.setdefault(k.split(".", 1)[0], []).append(k)
-    if len(firsts) > 1 and all("." in k for k in sd):
+    def netlike(p: str) -> bool:
+        return (p in _A2B + _B2A + _SINGLE or bool(_GEN_NAME.search(p))
+                or bool(re.search(r"(^|_)(net)?(d|disc|discriminator)(_?[ab]|_?[ab]2[ab])?$", p, re.I)))
+
+    # only when every top-level name is a network name (a generator's own submodules are left alone)
+    if len(firsts) > 1 and all("." in k for k in sd) and all(netlike(p) for p in firsts):
         want, _ = _direction_keys(direction)
         pick = next((p for p in want + _SINGLE if p in firsts), None)
         if pick is None:
-            gens = [p for p in firsts if re.search(r"(^|_)(net)?g(en(erator)?)?($|_)", p, re.I)]
+            gens = [p for p in firsts if _GEN_NAME.search(p)]
             pick = gens[0] if len(gens) == 1 else None
         if pick is not None and not pick.isdigit():
             sd = OrderedDict((k[len(pick) + 1:], v) for k, v in sd.items() if k.startswith(pick + "."))

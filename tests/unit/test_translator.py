@@ -273,3 +273,48 @@ def test_auto_tile_size():
     tu = auto_tile_size(u, 2160, 3840, free_bytes=2 * gib)
     assert tu % 256 == 0 and tu >= 512
     assert auto_tile_size(r, 4000, 4000, free_bytes=1) == 8  # never below two multiples / the minimum size
+
+
+class _PlainTorchTranslator(models.Translator):
+    """A translator written with torch's own layers (as another architecture module might be)."""
+
+    arch = "plain-test"
+    size_multiple = 2
+    receptive_radius = 12
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.InstanceNorm2d(8, affine=True), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.BatchNorm2d(8), torch.nn.Dropout(0.3),
+            torch.nn.ReLU(), torch.nn.ConvTranspose2d(8, 3, 4, stride=2, padding=1), torch.nn.Tanh())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_torch_layers_of_other_architectures_get_frame_statistics():
+    torch.manual_seed(0)
+    g = _PlainTorchTranslator().eval()
+    with torch.no_grad():
+        g.net[1].weight.uniform_(0.5, 1.5)
+        g.net[4].running_mean.uniform_(-0.3, 0.3)
+    x = _noise_image(1, 90, 110, seed=4)
+    for mode in ("eval", "reference"):
+        full = translate(g, x, mode=mode, seed=1)
+        tiled = translate(g, x, mode=mode, seed=1, tile_size=48, tile_overlap=32)
+        assert (tiled - full).abs().max() < 1e-4, mode
+    assert (translate(g, x, mode="reference", seed=1) - translate(g, x, mode="reference", seed=2)).abs().max() > 0.01
+    assert "forward" not in g.net[1].__dict__ and "frame_ctx" not in g.net[5].__dict__  # restored afterwards
+    with torch.no_grad():
+        assert torch.equal(g(x.permute(0, 3, 1, 2)), g(x.permute(0, 3, 1, 2)))  # plain eval again
+
+
+def test_any_comfyui_seed_is_accepted():
+    torch.manual_seed(0)
+    g = UnetGenerator(3, 3, depth=6, ngf=4, norm="batch", use_dropout=True).eval()
+    x = _noise_image(1, 64, 64)
+    outs = [translate(g, x, mode="reference", seed=s) for s in (0, 2 ** 64 - 1, 2 ** 40, -5)]
+    assert all(torch.isfinite(o).all() for o in outs)
+    assert not torch.equal(outs[1], outs[2]) and not torch.equal(outs[0], outs[1])
+    assert torch.equal(outs[1], translate(g, x, mode="reference", seed=2 ** 64 - 1))

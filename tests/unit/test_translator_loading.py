@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from collections import OrderedDict
 
 import pytest
@@ -236,6 +237,13 @@ def test_truncated_random_text_and_empty_files(tmp_path, pix2pix_fixtures):
         _expect(lambda: load_translator(tmp_path / name), pattern, re.escape(name))
     with pytest.raises(FileNotFoundError):
         load_translator(tmp_path / "missing.pth")
+    scripted = torch.jit.script(torch.nn.Conv2d(3, 3, 3))
+    scripted.save(str(tmp_path / "scripted.pt"))
+    with warnings.catch_warnings():  # torch warns about TorchScript archives before refusing them
+        warnings.simplefilter("ignore")
+        _expect(lambda: load_translator(tmp_path / "scripted.pt"), "TorchScript", "refused")
+    torch.save([torch.zeros(3)], tmp_path / "list.pth")
+    _expect(lambda: load_translator(tmp_path / "list.pth"), "state dict", "list")
 
 
 class _Evil:
@@ -265,3 +273,14 @@ def test_other_gan_pack_files_are_named(tmp_path):
     save_file({"mapping.fc0.weight": torch.zeros(4, 4)}, str(p),
               metadata={"gan_pack": '{"format": "gan-pack-stylegan", "version": 1, "config": {"arch": "sg2"}}'})
     _expect(lambda: load_translator(p), "StyleGAN", "not a translator")
+
+
+def test_generator_submodule_names_are_not_mistaken_for_wrappers(x):
+    mine = _randomize(ResnetGenerator(3, 3, ngf=8, n_blocks=2, norm="instance"))
+    sd = mine.state_dict()
+    # "model.*" for the body but the last conv under another name: nothing may be dropped
+    renamed = OrderedDict((k if not k.startswith("model.19.") else k.replace("model.19.", "head."), v)
+                          for k, v in sd.items())
+    assert any(k.startswith("head.") for k in renamed)
+    m = load_translator(renamed)
+    assert _same(m, mine, x)
