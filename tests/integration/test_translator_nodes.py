@@ -249,6 +249,16 @@ def test_tiles_batches_reference_mode_and_progress(comfy_server):
     eval_out = to_png8(engine_translate(PIX2PIX_BUNDLED, image))[0]
     assert np.abs(ref.astype(int) - eval_out).mean() > 1, "reference mode gave the eval-mode pixels"
 
+    # the cached model was not changed by reference mode (no running-statistics update); bfloat16 runs close
+    after = _translate_prompt(src.name, [("pix2pix/" + PIX2PIX_BUNDLED.name, "auto", "eval_after_ref"),
+                                         ("cyclegan/" + CYCLEGAN_BUNDLED.name, "auto", "bf16")])
+    after["21"]["inputs"]["precision"] = "bfloat16"
+    entry = comfy_server.run(after, timeout=300)
+    assert_close_8bit(_saved(comfy_server, entry, "eval_after_ref"), eval_out, 1, "eval after reference mode")
+    bf16 = _saved(comfy_server, entry, "bf16").astype(int)
+    err = np.abs(bf16 - whole)
+    assert 0 < err.mean() < 2.0, f"bfloat16 vs float32: mean {err.mean():.2f}/255"
+
 
 def test_cancel_stops_a_long_batch_between_tiles(comfy_server):
     import time
