@@ -15,7 +15,11 @@ pickle stores) and :func:`infer_sg3_config` recovers them from a bare state dict
 
 The modules stay in eval mode and never update their buffers (``w_avg``, ``magnitude_ema``): the reference
 only does that during training. The filtered leaky ReLU has two exact implementations: ``"fast"`` (default;
-polyphase, computes only kept samples) and ``"reference"`` (the definition); see :mod:`._sg3_ops`.
+polyphase, computes only kept samples) and ``"reference"`` (the definition); see :mod:`._sg3_ops`
+(``G.set_impl("reference")`` switches). One deliberate difference: the style pre-normalisation before weight
+demodulation is per sample (the reference divides by the RMS over the whole batch); demodulation cancels that
+factor, so results equal the reference to round-off, and an image no longer depends on its batch mates.
+Everything runs in float32 (the reference's fp16 layers only run on CUDA).
 """
 from __future__ import annotations
 
