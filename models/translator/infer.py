@@ -206,9 +206,12 @@ def _tile_pass(stages, src: torch.Tensor, ph: int, pw: int, ay: _Axis, ax: _Axis
 
 def auto_tile_overlap(translator: Translator, tile_size: int) -> int:
     """Overlap used for ``tile_overlap=0``: twice the receptive radius (capped at half the tile), rounded up
-    to the architecture's multiple."""
+    to the architecture's multiple. When the receptive field is wider than the tile anyway (U-Nets, whose
+    innermost layer sees everything), a quarter of the tile: the far context contributes little."""
     m = int(getattr(translator, "size_multiple", 1) or 1)
     radius = int(getattr(translator, "receptive_radius", 32))
+    if 2 * radius > tile_size:
+        return max(m, _round_up(tile_size // 4, m))
     return min(_round_up(2 * radius, m), max(m, _round_up(tile_size // 2, m)))
 
 
