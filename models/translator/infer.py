@@ -319,6 +319,8 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     _autocast(device, dtype)  # validates dtype early
     translator.eval()
     use_cl = device.type == "cuda"
+    if use_cl:  # channels-last weights and inputs: the fast cuDNN path (idempotent, values unchanged)
+        translator.to(memory_format=torch.channels_last)
 
     m = int(getattr(translator, "size_multiple", 1) or 1)
     min_size = _round_up(max(int(getattr(translator, "min_size", m) or m), m), m)
