@@ -5,15 +5,16 @@
 * :func:`filtered_lrelu_reference` -- the straightforward definition of the filtered leaky ReLU
   (bias, zero-insertion upsampling, padding, FIR filter, gain/leaky-ReLU/clamp, FIR filter, decimation).
 * :func:`filtered_lrelu_fast` -- the same function computed without the wasted work: polyphase upsampling
-  (the zero samples are never multiplied), the downsampling filter evaluated only at the kept samples, all
-  as dense matrix products on contiguous memory. It agrees with the reference to float32 round-off.
+  by strided transposed convolution (the inserted zeros are never multiplied), the downsampling filter
+  evaluated only at the kept samples (strided convolution), separable passes, depthwise kernels on
+  channels_last memory, channel chunks. It agrees with the reference to float32 round-off.
 
 Filters follow the convolution convention (the filter is flipped against the signal), like the definition.
 """
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -202,9 +203,9 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: 
         cc = t.shape[1]
         if fu1 is not None:
             taps = fu1.shape[0]
-            t = F.conv_transpose2d(t, fu1.view(1, 1, taps, 1).expand(cc, 1, taps, 1), stride=(up, 1),
+            t = F.conv_transpose2d(t, fu1.view(1, 1, taps, 1).expand(cc, 1, taps, 1).contiguous(), stride=(up, 1),
                                    padding=(cy, 0), groups=cc)
-            t = F.conv_transpose2d(t, fu1.view(1, 1, 1, taps).expand(cc, 1, 1, taps), stride=(1, up),
+            t = F.conv_transpose2d(t, fu1.view(1, 1, 1, taps).expand(cc, 1, 1, taps).contiguous(), stride=(1, up),
                                    padding=(0, cx), groups=cc)
         elif up > 1:  # identity filter: plain zero insertion
             z = t.new_zeros(n, cc, t.shape[2] * up, t.shape[3] * up).contiguous(memory_format=cl)
@@ -215,11 +216,11 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: 
         if fd is None:
             o = t[:, :, ::down, ::down] if down > 1 else t
         elif fd.ndim == 2:  # radial (non-separable) downsampling filter
-            o = F.conv2d(t, fd.to(dev, dt).flip([0, 1]).expand(cc, 1, fd_h, fd_w), stride=down, groups=cc)
+            o = F.conv2d(t, fd.to(dev, dt).flip([0, 1]).expand(cc, 1, fd_h, fd_w).contiguous(), stride=down, groups=cc)
         else:
             fdf = fd.to(dev, dt).flip(0)
-            o = F.conv2d(t, fdf.view(1, 1, 1, fd_w).expand(cc, 1, 1, fd_w), stride=(1, down), groups=cc)
-            o = F.conv2d(o, fdf.view(1, 1, fd_h, 1).expand(cc, 1, fd_h, 1), stride=(down, 1), groups=cc)
+            o = F.conv2d(t, fdf.view(1, 1, 1, fd_w).expand(cc, 1, 1, fd_w).contiguous(), stride=(1, down), groups=cc)
+            o = F.conv2d(o, fdf.view(1, 1, fd_h, 1).expand(cc, 1, fd_h, 1).contiguous(), stride=(down, 1), groups=cc)
         out[:, c0:c0 + cc] = o[:, :, :out_h, :out_w]
     return out
 

@@ -15,7 +15,11 @@ pickle stores) and :func:`infer_sg3_config` recovers them from a bare state dict
 
 The modules stay in eval mode and never update their buffers (``w_avg``, ``magnitude_ema``): the reference
 only does that during training. The filtered leaky ReLU has two exact implementations: ``"fast"`` (default;
-polyphase, computes only kept samples) and ``"reference"`` (the definition); see :mod:`._sg3_ops`.
+polyphase, computes only kept samples) and ``"reference"`` (the definition); see :mod:`._sg3_ops`
+(``G.set_impl("reference")`` switches). One deliberate difference: the style pre-normalisation before weight
+demodulation is per sample (the reference divides by the RMS over the whole batch); demodulation cancels that
+factor, so results equal the reference to round-off, and an image no longer depends on its batch mates.
+Everything runs in float32 (the reference's fp16 layers only run on CUDA).
 """
 from __future__ import annotations
 
@@ -276,14 +280,6 @@ class SG3Layer(nn.Module):
             w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
             s = s * s.square().mean(1, keepdim=True).rsqrt()
         k = self.conv_kernel
-        if k == 1:
-            # 1x1 convolution with per-sample weights: a batched matrix product
-            wm = w.view(1, self.out_channels, self.in_channels) * s.unsqueeze(1)  # [N, O, I]
-            if demodulate:
-                wm = wm * (wm.square().sum(dim=2, keepdim=True) + 1e-8).rsqrt()
-            wm = wm * gain
-            n, _, h, ww = x.shape
-            return torch.bmm(wm, x.reshape(n, self.in_channels, h * ww)).view(n, self.out_channels, h, ww)
         if demodulate:
             d = ((w.square().sum(dim=[2, 3]).unsqueeze(0) * s.square().unsqueeze(1)).sum(dim=2) + 1e-8).rsqrt()
         if x.shape[0] == 1:
