@@ -318,9 +318,12 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     device = _device_of(translator)
     _autocast(device, dtype)  # validates dtype early
     translator.eval()
-    use_cl = device.type == "cuda"
-    if use_cl:  # channels-last weights and inputs: the fast cuDNN path (idempotent, values unchanged)
-        translator.to(memory_format=torch.channels_last)
+    # --- fast path (models/translator/speed.py): a cached inference copy ``net`` (BatchNorm folded in eval
+    # mode, channels_last weights, native low-precision conv weights when calibrated accurate enough);
+    # ``use_cl``: feed channels_last input; ``amp``: the dtype the copy really runs (None = float32)
+    from .speed import inference_copy
+    net, use_cl, amp = inference_copy(translator, device, dtype, mode)
+    # --- end fast path
 
     m = int(getattr(translator, "size_multiple", 1) or 1)
     min_size = _round_up(max(int(getattr(translator, "min_size", m) or m), m), m)
@@ -342,15 +345,15 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     n_tiles = len(ay) * len(ax)
     staged = n_tiles > 1
 
-    stages = _stages(translator)
-    levels = unet_levels(translator) if staged else None
-    with frame_context(translator, FrameContext(mode=mode)):
+    stages = _stages(net)
+    levels = unet_levels(net) if staged else None
+    with frame_context(net, FrameContext(mode=mode)):
         stat_counts = [frame_stat_layers(st) for st in stages]
         stream_steps = stream_passes(levels) if levels else 0
     if levels:
         plan = [("stream", 0, 0)] * stream_steps
     elif staged and sum(stat_counts):
-        plan = _plan(stat_counts, _probe(translator, stages, min_size, device))
+        plan = _plan(stat_counts, _probe(net, stages, min_size, device))
     else:
         plan = [("final", 0, len(stages))]
     chunks = math.ceil(n / batch_size)
@@ -375,7 +378,7 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
             x = x.cpu()
         ctx = FrameContext(mode=mode, seed=int(seed), staged=staged,
                            image_index=torch.arange(lo, hi, dtype=torch.long))
-        with frame_context(translator, ctx), torch.inference_mode():
+        with frame_context(net, ctx), torch.inference_mode():
             if not staged:
                 ctx.tile_origin, ctx.tile_size, ctx.owned = (0, 0), (ph, pw), (0, ph, 0, pw)
                 if check_interrupt is not None:
@@ -383,12 +386,12 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
                 xt = x.to(device)
                 if use_cl:
                     xt = xt.contiguous(memory_format=torch.channels_last)
-                with _autocast(device, dtype):
-                    out = translator(xt).float()
+                with _autocast(device, amp):
+                    out = net(xt).float()
                 tick()
             elif levels:
-                out = stream_unet(levels, x, ctx, device=device, dtype=dtype, pixels=ay.size * ax.size,
-                                  autocast=lambda: _autocast(device, dtype), use_cl=use_cl, tick=tick,
+                out = stream_unet(levels, x, ctx, device=device, dtype=amp, pixels=ay.size * ax.size,
+                                  autocast=lambda: _autocast(device, amp), use_cl=use_cl, tick=tick,
                                   check_interrupt=check_interrupt)
             else:
                 src, src_stage = x, 0   # a frame-sized activation (on the images' device) and its stage
@@ -396,7 +399,7 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
                 for kind, first, last in plan:
                     if first != src_stage:  # pragma: no cover - the plan advances explicitly
                         raise RuntimeError("inconsistent tiling plan")
-                    produced = _tile_pass(stages[first:last], src, ph, pw, ay, ax, ctx, device, dtype, use_cl,
+                    produced = _tile_pass(stages[first:last], src, ph, pw, ay, ax, ctx, device, amp, use_cl,
                                         collect=(kind == "collect"), tick=tick, check_interrupt=check_interrupt)
                     if kind == "collect":
                         if not ctx.finish_pass():  # pragma: no cover - plan and layers agree
