@@ -56,6 +56,8 @@ _API = {
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",
+    "temporal_blend": ".temporal",
+    "make_demo_shot": ".shots",
     "load_image_sequence": ".sequence",
     "save_image_sequence": ".sequence",
     # artistic style transfer
