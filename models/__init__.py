@@ -43,6 +43,9 @@ _API = {
     "flicker": ".temporal",
     "load_image_sequence": ".sequence",
     "save_image_sequence": ".sequence",
+    "list_image_sequence": ".sequence",
+    "existing_frames": ".sequence",
+    "SequenceError": ".sequence",
     # artistic style transfer
     "load_style_network": ".style",
     "style_transfer": ".style",
