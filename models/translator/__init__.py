@@ -1,0 +1,27 @@
+"""Pix2Pix / CycleGAN translators: generators, checkpoint loading/saving and tiled inference.
+
+Public API::
+
+    load_translator(path_or_state_dict, *, device=None, direction=None, name=None, **overrides) -> Translator
+    save_translator(translator, path, *, metadata=None) -> Path
+    translate(translator, images, *, tile_size=0, tile_overlap=0, mode="eval", seed=0,
+              resize_to_train_size=False, batch_size=4, device=None, dtype=None,
+              progress=None, check_interrupt=None) -> images
+    TranslatorLoadError(ValueError)
+    ResnetGenerator(...), UnetGenerator(...)   (architectures "resnet" and "unet")
+
+Everything here is plain PyTorch; nothing imports ComfyUI.
+"""
+from __future__ import annotations
+
+from .arch_resnet import ResnetGenerator
+from .arch_unet import UnetGenerator
+from .base import Translator, architecture_builder, register_architecture
+from .infer import auto_tile_overlap, translate
+from .loader import TranslatorLoadError, load_translator, save_translator, translator_from_state_dict
+
+__all__ = [
+    "Translator", "ResnetGenerator", "UnetGenerator", "TranslatorLoadError", "load_translator",
+    "save_translator", "translate", "translator_from_state_dict", "auto_tile_overlap", "register_architecture",
+    "architecture_builder",
+]
