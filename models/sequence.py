@@ -27,10 +27,12 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Set, Tuple, Union
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, so listing frames (the renderer) stays light
+    import torch
 
 import numpy as np
-import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 PathLike = Union[str, os.PathLike]
@@ -222,18 +224,20 @@ def read_image(path: PathLike, channels: int = 3) -> np.ndarray:
 def load_image_sequence(folder: PathLike, pattern: Optional[str] = "*", first: Optional[int] = None,
                         last: Optional[int] = None, step: int = 1, *, channels: int = 3,
                         progress: Optional[Callable[[int, int], None]] = None,
-                        check_interrupt: Optional[Callable[[], None]] = None) -> Tuple[torch.Tensor, List[int]]:
+                        check_interrupt: Optional[Callable[[], None]] = None) -> Tuple["torch.Tensor", List[int]]:
     """Load frames as one IMAGE batch ``[N, H, W, channels]`` float32 in [0, 1] and their frame numbers.
 
     All frames must have one size (the error names the first one that differs). Memory is one batch,
     allocated once; render long shots in chunks through ``first``/``last``.
     """
+    import torch
+
     frames = list_image_sequence(folder, pattern, first, last, step)
     if not frames:
         rng = f" in frames {first if first is not None else 'start'}..{last if last is not None else 'end'}" \
             if first is not None or last is not None else ""
         raise SequenceError(f"no frames matching {pattern or '*'!r}{rng} in {folder}")
-    out: Optional[torch.Tensor] = None
+    out = None
     for i, (n, path) in enumerate(frames):
         if check_interrupt is not None:
             check_interrupt()
@@ -302,8 +306,8 @@ def encode_png(array: np.ndarray, *, compress_level: int = 6) -> bytes:
 
 
 def _to_uint(frame, bit_depth: int) -> np.ndarray:
-    if isinstance(frame, torch.Tensor):
-        frame = frame.detach().to("cpu", torch.float32).numpy()
+    if hasattr(frame, "detach"):  # a torch tensor (torch is imported only by the callers that have tensors)
+        frame = frame.detach().cpu().float().numpy()
     f = np.clip(np.nan_to_num(np.asarray(frame, dtype=np.float32)), 0.0, 1.0)
     if f.ndim == 2:
         f = f[..., None]

@@ -186,13 +186,7 @@ class SaveTranslator:
         path = os.path.join(folder, name)
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} already exists; choose another file name or turn overwrite on")
-        tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-        try:
-            save_translator(translator, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        save_translator(translator, path, metadata={"saved_by": "GANPackSaveTranslator"})  # atomic
         log.info("saved translator to %s", path)
         return {"ui": {"text": [f"saved {name} in {folder}"]}, "result": (name,)}
 

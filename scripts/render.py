@@ -341,32 +341,38 @@ def _reaper(pid: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+def visible_gpus() -> List[str]:
+    """Ids of the NVIDIA GPUs local servers may use (to give each server its own), without importing torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
+
+
 def start_local_servers(count: int, workdir: Path, input_dir: Path, output_dir: Path, *, cpu: bool,
                         extra_model_paths: Sequence[str] = (), log=print) -> List[Tuple[ComfyServer, subprocess.Popen]]:
-    gpus = 0
-    if not cpu:
-        try:
-            import torch
-
-            gpus = torch.cuda.device_count()
-        except Exception:
-            gpus = 0
+    gpus = [] if cpu else visible_gpus()
     started: List[Tuple[ComfyServer, subprocess.Popen]] = []
     threads, errors = [], []
 
     def boot(i: int) -> None:
         env = dict(os.environ)
-        if gpus > 1:
-            env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
+        if len(gpus) > 1:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        # without --cpu ComfyUI picks the accelerator itself (and falls back to the CPU when there is none)
         s = ComfyServer(workdir=workdir / f"server{i}", input_dir=input_dir, output_dir=output_dir,
-                        cpu=cpu or gpus == 0, env=env, extra_model_paths=extra_model_paths)
+                        cpu=cpu, env=env, extra_model_paths=extra_model_paths)
         try:
             s.start()
         except Exception as e:
             errors.append(e)
             return
         started.append((s, _reaper(s.proc.pid)))
-        log(f"[render] local ComfyUI {i} at {s.url}" + (f" on GPU {i % gpus}" if gpus > 1 else ""))
+        log(f"[render] local ComfyUI {i} at {s.url}" + (f" on GPU {gpus[i % len(gpus)]}" if len(gpus) > 1 else ""))
 
     for i in range(count):  # start in parallel: start-up is most of a short render
         t = threading.Thread(target=boot, args=(i,), daemon=True)
