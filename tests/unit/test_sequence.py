@@ -285,3 +285,23 @@ def test_killed_writer_never_leaves_a_partial_frame(tmp_path):
     assert existing_frames(out, "f_%04d.png") == set(range(1, 151))
     save_image_sequence(expected, out, "f_%04d.png", bit_depth=16)
     assert not list(out.glob(".*.tmp"))
+
+
+def test_bundled_demo_shot_and_painted_keyframes_are_consistent():
+    """The committed demo inputs are what scripts/wf_builders/keyframe.py makes: the shot's frames, the keyframes
+    equal to their shot frames, and the painted keyframes equal to the hidden look applied to them."""
+    pytest.importorskip("models.shots", reason="needs the keyframe engine (models/shots.py)")
+    from scripts.wf_builders.keyframe import (DEMO_SHOT, INPUTS, KEYFRAMES, SHOT_FOLDER, SHOT_PATTERN,
+                                              demo_input_paths, keyframe_file, painted_file, painted_look)
+
+    assert all(p.is_file() for p in demo_input_paths())
+    assert sum(p.stat().st_size for p in demo_input_paths()) < 3 * 2 ** 20
+    frames, numbers = load_image_sequence(INPUTS / SHOT_FOLDER, SHOT_PATTERN)
+    assert numbers == list(range(1, DEMO_SHOT["num_frames"] + 1))
+    assert frames.shape == (DEMO_SHOT["num_frames"], DEMO_SHOT["size"], DEMO_SHOT["size"], 3)
+    for n in KEYFRAMES:
+        key = torch.from_numpy(seq.read_image(INPUTS / keyframe_file(n)))
+        painted = torch.from_numpy(seq.read_image(INPUTS / painted_file(n)))
+        assert torch.equal(key, frames[n - 1])
+        assert (painted_look(key[None])[0] - painted).abs().max().item() <= 1.01 / 255
+        assert (painted - key).abs().mean().item() > 0.05  # it is a different look
