@@ -29,6 +29,9 @@ _API = {
     "translate": ".translator",
     "save_translator": ".translator",
     "TranslatorLoadError": ".translator",
+    "ResnetGenerator": ".translator",
+    "UnetGenerator": ".translator",
+    "install_spandrel": ".translator.spandrel_arch",
     # StyleGAN2-ADA / StyleGAN3
     "StyleGAN": ".stylegan",
     "load_stylegan": ".stylegan",
@@ -41,6 +44,8 @@ _API = {
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",
+    "temporal_blend": ".temporal",
+    "make_demo_shot": ".shots",
     "load_image_sequence": ".sequence",
     "save_image_sequence": ".sequence",
     "list_image_sequence": ".sequence",

@@ -8,6 +8,7 @@ Public API::
               resize_to_train_size=False, batch_size=4, device=None, dtype=None,
               progress=None, check_interrupt=None) -> images
     TranslatorLoadError(ValueError)
+    auto_tile_size(translator, height, width, *, free_bytes, batch_size=1, dtype=None) -> int (0 = untiled)
     ResnetGenerator(...), UnetGenerator(...)   (architectures "resnet" and "unet")
 
 Everything here is plain PyTorch; nothing imports ComfyUI.
@@ -17,11 +18,12 @@ from __future__ import annotations
 from .arch_resnet import ResnetGenerator
 from .arch_unet import UnetGenerator
 from .base import Translator, architecture_builder, register_architecture
-from .infer import auto_tile_overlap, translate
+from .infer import activation_bytes_per_pixel, auto_tile_overlap, auto_tile_size, translate
 from .loader import TranslatorLoadError, load_translator, save_translator, translator_from_state_dict
 
 __all__ = [
     "Translator", "ResnetGenerator", "UnetGenerator", "TranslatorLoadError", "load_translator",
-    "save_translator", "translate", "translator_from_state_dict", "auto_tile_overlap", "register_architecture",
+    "save_translator", "translate", "translator_from_state_dict", "auto_tile_overlap", "auto_tile_size",
+    "activation_bytes_per_pixel", "register_architecture",
     "architecture_builder",
 ]

@@ -100,6 +100,10 @@ class ResnetGenerator(Translator):
         r += sum(2 ** (self.n_downsampling - i) for i in range(self.n_downsampling)) + 3
         return r
 
+    def frame_stages(self):
+        """The top-level layers in order, so tiled inference can keep intermediate activations between them."""
+        return list(self.model)
+
     def config(self) -> Dict[str, Any]:
         return {"arch": "resnet", "input_nc": self.input_nc, "output_nc": self.output_nc, "ngf": self.ngf,
                 "n_blocks": self.n_blocks, "norm": self.norm, "use_dropout": self.use_dropout,

@@ -16,12 +16,19 @@ Contract (NHWC float in [0, 1] in and out):
   middle half of each overlap and sum to one. Normalisation layers that need image statistics (every
   InstanceNorm; BatchNorm in ``mode="reference"``) get those of the **whole frame**: they are computed in
   stages, one extra pass over the tiles per such layer, each pass stopping at the layer it collects (see
-  ``layers.py``). The device holds one tile's activations at a time; the frame and the output stay on the
-  images' device.
+  ``layers.py``); ResNets keep small intermediate activations (e.g. the bottleneck) frame-sized in host
+  memory between passes, so a 9-block generator costs about 3 forwards instead of ~25. The device holds one
+  tile's activations at a time; the frame, kept activations and the blended output live in host memory.
 * ``mode="eval"`` (default): BatchNorm on its running statistics, dropout off (deterministic).
   ``mode="reference"``: what the reference ``test.py`` does without ``--eval`` (batch size 1): BatchNorm on the
   statistics of each image, dropout active with a mask drawn from ``seed`` -- reproducible, independent of
   tiling and batch chunking, and the model's stored running statistics are never touched.
+* **Exactness of tiling.** With an overlap that covers the receptive field, tiled output equals untiled
+  output up to float round-off (ResNets: the automatic overlap is twice the receptive radius, capped at
+  half the tile). A U-Net's innermost layers see its whole ``2**depth`` window, so no overlap makes a
+  tiled U-Net exact: in eval mode the difference is far below 1/255 in practice, while in reference mode
+  (BatchNorm statistics taken from the frame) the deepest layers' statistics come from tiles and can shift
+  colours noticeably -- translate U-Nets in reference mode untiled where memory allows.
 * ``resize_to_train_size``: resize to the model's square training size (``translator.train_size``, 256 when
   unknown), translate, resize back (bicubic, antialiased) -- the reference's default preprocessing.
 * ``batch_size`` images are processed at a time; ``dtype`` ``torch.float16``/``torch.bfloat16`` runs under
@@ -84,14 +91,19 @@ class _Axis:
             ramps.append(max(0.0, min((end_a - b) / 4.0, mid - b, end_a - mid)))
         bounds.append(length)
         ramps.append(0.0)
+        # neighbouring ramps must not overlap, or the weights would no longer sum to one
+        for i in range(1, len(bounds) - 1):
+            ramps[i] = min(ramps[i], (bounds[i] - bounds[i - 1]) / 2.0, (bounds[i + 1] - bounds[i]) / 2.0)
         self.bounds, self.ramps = bounds, ramps
 
     def __len__(self) -> int:
         return len(self.starts)
 
-    def weights(self, i: int) -> torch.Tensor:
+    def weights(self, i: int, samples: Optional[int] = None) -> torch.Tensor:
+        """Blend weights of tile ``i`` at ``samples`` evenly spaced positions (default: one per pixel)."""
         s = self.starts[i]
-        p = torch.arange(s, s + self.size, dtype=torch.float64) + 0.5
+        samples = samples or self.size
+        p = s + (torch.arange(samples, dtype=torch.float64) + 0.5) * (self.size / samples)
         w = torch.ones_like(p)
         lo, hi = self.bounds[i], self.bounds[i + 1]
         r_lo, r_hi = self.ramps[i], self.ramps[i + 1]
@@ -106,12 +118,130 @@ class _Axis:
         return self.bounds[i] - s, self.bounds[i + 1] - s
 
 
+# elements per input pixel up to which an intermediate activation is kept frame-sized (on the images'
+# device) so later statistics passes start from it instead of from the input; e.g. a ResNet bottleneck
+# (4 ngf channels at 1/4 resolution) is 16 per pixel for ngf=64
+_CHECKPOINT_ELEMENTS_PER_PIXEL = 16
+
+
+def _stages(translator: Translator) -> List[torch.nn.Module]:
+    fn = getattr(translator, "frame_stages", None)
+    return list(fn()) if callable(fn) else [translator]
+
+
+def _probe(translator: Translator, stages: Sequence[torch.nn.Module], size: int, device) -> List[Tuple[int, float]]:
+    """(channels, scale) of every stage's output, from a tiny plain forward (scale = input side / feature side)."""
+    info = []
+    with torch.inference_mode():
+        h = torch.zeros((1, translator.input_nc, size, size), device=device)
+        for st in stages:
+            h = st(h)
+            info.append((int(h.shape[1]), size / float(h.shape[-2])))
+    return info
+
+
+def _plan(stat_counts: Sequence[int], shapes: Sequence[Tuple[int, float]]) -> List[Tuple[str, int, int]]:
+    """Passes over the tiles: ("collect", first, last) stops at the next unknown statistics layer,
+    ("advance", first, last) stores the output of stages[first:last] frame-sized, ("final", first, end)."""
+    plan: List[Tuple[str, int, int]] = []
+    cur, end = 0, len(stat_counts)
+    for j, count in enumerate(stat_counts):
+        if not count:
+            continue
+        best = cur
+        for i in range(cur + 1, j + 1):
+            c, scale = shapes[i - 1]
+            if c / (scale * scale) <= _CHECKPOINT_ELEMENTS_PER_PIXEL:
+                best = i
+        if best > cur:
+            plan.append(("advance", cur, best))
+            cur = best
+        plan += [("collect", cur, end)] * count
+    plan.append(("final", cur, end))
+    return plan
+
+
+def _tile_pass(stages, src: torch.Tensor, ph: int, pw: int, ay: _Axis, ax: _Axis, ctx: FrameContext, device,
+               dtype, use_cl: bool, *, collect: bool, tick, check_interrupt) -> Optional[torch.Tensor]:
+    """Run ``stages`` over every tile of the frame-sized activation ``src``; blend the outputs into a
+    frame-sized tensor on ``src``'s device (None for a statistics pass, which stops inside the stages)."""
+    out: Optional[torch.Tensor] = None
+    sy_in = ph / src.shape[-2]
+    sx_in = pw / src.shape[-1]
+    for iy in range(len(ay)):
+        for ix in range(len(ax)):
+            if check_interrupt is not None:
+                check_interrupt()
+            sy, sx, th, tw = ay.starts[iy], ax.starts[ix], ay.size, ax.size
+            oy, ox = ay.owned(iy), ax.owned(ix)
+            ctx.tile_origin, ctx.tile_size = (sy, sx), (th, tw)
+            ctx.owned = (oy[0], oy[1], ox[0], ox[1])
+            y0, y1 = int(round(sy / sy_in)), int(round((sy + th) / sy_in))
+            x0, x1 = int(round(sx / sx_in)), int(round((sx + tw) / sx_in))
+            h = src[:, :, y0:y1, x0:x1].to(device, copy=True)  # a copy: layers may work in place
+            if use_cl:
+                h = h.contiguous(memory_format=torch.channels_last)
+            try:
+                with _autocast(device, dtype):
+                    for st in stages:
+                        h = st(h)
+            except StopForward:
+                tick()
+                continue
+            if collect:  # pragma: no cover - a collect pass always stops
+                raise RuntimeError("statistics pass ran to the end")
+            h = h.float()
+            fh, fw = h.shape[-2:]
+            oh, ow = int(round(ph * fh / th)), int(round(pw * fw / tw))
+            if out is None:
+                out = torch.zeros((h.shape[0], h.shape[1], oh, ow), dtype=torch.float32, device=src.device)
+            wy = ay.weights(iy, fh).to(h.device)
+            wx = ax.weights(ix, fw).to(h.device)
+            fy0, fx0 = int(round(sy * fh / th)), int(round(sx * fw / tw))
+            out[:, :, fy0:fy0 + fh, fx0:fx0 + fw] += (h * (wy[:, None] * wx[None, :])).to(out.device)
+            del h
+            tick()
+    return out
+
+
 def auto_tile_overlap(translator: Translator, tile_size: int) -> int:
     """Overlap used for ``tile_overlap=0``: twice the receptive radius (capped at half the tile), rounded up
     to the architecture's multiple."""
     m = int(getattr(translator, "size_multiple", 1) or 1)
     radius = int(getattr(translator, "receptive_radius", 32))
     return min(_round_up(2 * radius, m), max(m, _round_up(tile_size // 2, m)))
+
+
+
+def activation_bytes_per_pixel(translator: Translator, dtype: Optional[torch.dtype] = None) -> float:
+    """Rough peak activation memory of one forward, in bytes per input pixel per image (with a safety margin).
+
+    ResNets peak at full resolution (input, ``ngf``-channel conv output and its normalised copy); U-Nets also
+    keep every skip connection alive, about ``4 * ngf`` values per pixel. Architectures may override with an
+    ``activation_elements_per_pixel`` attribute.
+    """
+    per = getattr(translator, "activation_elements_per_pixel", None)
+    if per is None:
+        ngf = int(getattr(translator, "ngf", 64) or 64)
+        per = (4 if getattr(translator, "arch", "") == "unet" else 3) * ngf + translator.input_nc
+    size = 2 if dtype in (torch.float16, torch.bfloat16) else 4
+    return float(per) * size * 1.5
+
+
+def auto_tile_size(translator: Translator, height: int, width: int, *, free_bytes: int, batch_size: int = 1,
+                   dtype: Optional[torch.dtype] = None) -> int:
+    """Tile size for ``translate(tile_size=...)`` that fits half of ``free_bytes`` of device memory: 0 (no
+    tiling) when the whole ``batch_size`` x ``height`` x ``width`` batch fits, else the largest square tile
+    (a multiple of the architecture's multiple, at least two of them) whose estimate fits."""
+    m = int(getattr(translator, "size_multiple", 1) or 1)
+    per_px = activation_bytes_per_pixel(translator, dtype) * max(1, int(batch_size))
+    budget = max(0.0, float(free_bytes) * 0.5)
+    ph, pw = _round_up(height, m), _round_up(width, m)
+    if ph * pw * per_px <= budget:
+        return 0
+    side = int(math.sqrt(budget / per_px)) // m * m
+    floor = max(2 * m, _round_up(int(getattr(translator, "min_size", m) or m), m))
+    return max(side, floor)
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:
@@ -196,7 +326,8 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     ph, pw = max(_round_up(fh, m), min_size), max(_round_up(fw, m), min_size)
     tiled = tile_size and tile_size > 0 and (ph > tile_size or pw > tile_size)
     if tiled:
-        tile = max(_round_up(int(tile_size), m), min_size)
+        # at least two multiples, so neighbouring tiles can overlap (a U-Net-256 tiles in 512s)
+        tile = max(_round_up(int(tile_size), m), min_size, 2 * m)
         overlap = int(tile_overlap) if tile_overlap and tile_overlap > 0 else auto_tile_overlap(translator, tile)
         overlap = min(overlap, tile - m)
         ay, ax = _Axis(ph, tile, overlap, m), _Axis(pw, tile, overlap, m)
@@ -205,14 +336,23 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     n_tiles = len(ay) * len(ax)
     staged = n_tiles > 1
 
+    stages = _stages(translator)
     with frame_context(translator, FrameContext(mode=mode)):
-        n_stats = frame_stat_layers(translator)
-    passes = (n_stats + 1) if (staged and n_stats) else 1
+        stat_counts = [frame_stat_layers(st) for st in stages]
+    if staged and sum(stat_counts):
+        plan = _plan(stat_counts, _probe(translator, stages, min_size, device))
+    else:
+        plan = [("final", 0, len(stages))]
     chunks = math.ceil(n / batch_size)
-    total = chunks * passes * n_tiles
-    done = 0
+    total = chunks * len(plan) * n_tiles
+    done = [0]
 
-    results: List[torch.Tensor] = []
+    def tick():
+        done[0] += 1
+        if progress is not None:
+            progress(min(done[0], total), total)
+
+    result: Optional[torch.Tensor] = None   # filled chunk by chunk (no second copy of a long batch)
     for ci in range(chunks):
         lo, hi = ci * batch_size, min(n, (ci + 1) * batch_size)
         chunk = torch.nan_to_num(images[lo:hi].float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
@@ -220,49 +360,37 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
         if resize_to_train_size:
             x = F.interpolate(x, size=(fh, fw), mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
         x, (top, left) = _pad_frame(x.contiguous(), ph, pw)
-        storage = x.device if staged else device
-        x = x.to(storage)
+        if staged:
+            # the frame, kept activations and the blended output live in host memory; the device holds tiles
+            x = x.cpu()
         ctx = FrameContext(mode=mode, seed=int(seed), staged=staged,
                            image_index=torch.arange(lo, hi, dtype=torch.long))
-        out: Optional[torch.Tensor] = None
         with frame_context(translator, ctx), torch.inference_mode():
-            for _ in range(passes + 1):
-                produced = False
-                for iy in range(len(ay)):
-                    for ix in range(len(ax)):
-                        if check_interrupt is not None:
-                            check_interrupt()
-                        sy, sx = ay.starts[iy], ax.starts[ix]
-                        th, tw = ay.size, ax.size
-                        oy, ox = ay.owned(iy), ax.owned(ix)
-                        ctx.tile_origin, ctx.tile_size = (sy, sx), (th, tw)
-                        ctx.owned = (oy[0], oy[1], ox[0], ox[1])
-                        xt = x[:, :, sy:sy + th, sx:sx + tw].to(device, non_blocking=True)
-                        if use_cl:
-                            xt = xt.contiguous(memory_format=torch.channels_last)
-                        try:
-                            with _autocast(device, dtype):
-                                yt = translator(xt)
-                        except StopForward:
-                            yt = None
-                        if yt is not None:
-                            produced = True
-                            yt = yt.float()
-                            if out is None:
-                                out = torch.zeros((x.shape[0], yt.shape[1], ph, pw), dtype=torch.float32,
-                                                  device=storage)
-                            if staged:
-                                wgt = (ay.weights(iy)[:, None] * ax.weights(ix)[None, :]).to(yt.device)
-                                out[:, :, sy:sy + th, sx:sx + tw] += (yt * wgt).to(storage)
-                            else:
-                                out = yt
-                        done += 1
-                        if progress is not None:
-                            progress(min(done, total), total)
-                if not ctx.finish_pass():
-                    if not produced:  # pragma: no cover - defensive
-                        raise RuntimeError("translator produced no output")
-                    break
+            if not staged:
+                ctx.tile_origin, ctx.tile_size, ctx.owned = (0, 0), (ph, pw), (0, ph, 0, pw)
+                if check_interrupt is not None:
+                    check_interrupt()
+                xt = x.to(device)
+                if use_cl:
+                    xt = xt.contiguous(memory_format=torch.channels_last)
+                with _autocast(device, dtype):
+                    out = translator(xt).float()
+                tick()
+            else:
+                src, src_stage = x, 0   # a frame-sized activation (on the images' device) and its stage
+                out = None
+                for kind, first, last in plan:
+                    if first != src_stage:  # pragma: no cover - the plan advances explicitly
+                        raise RuntimeError("inconsistent tiling plan")
+                    produced = _tile_pass(stages[first:last], src, ph, pw, ay, ax, ctx, device, dtype, use_cl,
+                                        collect=(kind == "collect"), tick=tick, check_interrupt=check_interrupt)
+                    if kind == "collect":
+                        if not ctx.finish_pass():  # pragma: no cover - plan and layers agree
+                            raise RuntimeError("statistics pass collected nothing")
+                    elif kind == "advance":
+                        src, src_stage = produced, last
+                    else:
+                        out = produced
         y = out[:, :, top:top + fh, left:left + fw]
         if resize_to_train_size:
             y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
@@ -271,5 +399,8 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
             y = y.expand(-1, -1, -1, 3)
         if alpha is not None:
             y = torch.cat([y, alpha.to(y)], dim=-1)
-        results.append(y.contiguous())
-    return torch.cat(results, 0)
+        if result is None:
+            result = torch.empty((n, h, w, y.shape[-1]), dtype=torch.float32, device=out_device)
+        result[lo:hi] = y
+        del out, y, x
+    return result

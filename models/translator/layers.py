@@ -11,6 +11,9 @@ context (used by :func:`models.translator.translate`):
   buffers), and dropout is active with a mask that is a pure function of ``(seed, layer, image index, channel,
   frame position)`` -- reproducible, and identical whether the frame is tiled or not.
 
+Under a context, normalisation layers compute and return float32 even inside a float16/bfloat16 autocast
+region, so residual streams and skip connections keep full precision; only convolutions run in low precision.
+
 Whole-frame statistics of a tiled frame are obtained in stages: every pass over the tiles stops at the first
 normalisation layer whose statistics are still unknown (:class:`StopForward`), accumulating its per-channel sum
 and sum of squares over the part of the frame each tile owns; the next pass uses them and collects the next
@@ -20,6 +23,7 @@ field.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, Optional, Tuple
 
@@ -61,12 +65,12 @@ class FrameContext:
             y = (xf - mean[:, :, None, None]) * torch.rsqrt(var[:, :, None, None] + eps)
             if weight is not None:
                 y = y * weight.float()[None, :, None, None] + bias.float()[None, :, None, None]
-            return y.to(x.dtype)
+            return y
         if not self.staged:
             # the input is the whole frame: exactly the reference computation
             return F.instance_norm(x.float(), None, None,
                                    None if weight is None else weight.float(),
-                                   None if bias is None else bias.float(), True, 0.0, eps).to(x.dtype)
+                                   None if bias is None else bias.float(), True, 0.0, eps)
         if self.collecting is None:
             self.collecting = layer_id
         if self.collecting != layer_id:  # pragma: no cover - guarded by StopForward ordering
@@ -100,7 +104,10 @@ class FrameContext:
         ox = self.tile_origin[1] * w // tw
         dev = x.device
         img = self.image_index.to(dev) if self.image_index is not None else torch.arange(n, device=dev)
-        key = (img.long() * 0x9E3779B1 + layer_id * 0x85EBCA77 + (self.seed & 0xFFFFFFFF) * 0xC2B2AE3D)
+        seed = int(self.seed)
+        seed64 = seed & 0xFFFFFFFFFFFFFFFF  # ComfyUI seeds go up to 2**64 - 1
+        seed32 = ((seed64 & 0xFFFFFFFF) ^ (((seed64 >> 32) * 0x9E3779B1 + 0x7F4A7C15) & 0xFFFFFFFF))
+        key = img.long() * 0x9E3779B1 + ((layer_id * 0x85EBCA77) & 0xFFFFFFFF) + ((seed32 * 0xC2B2AE3D) & 0xFFFFFFFF)
         cc = torch.arange(c, device=dev, dtype=torch.long)
         yy = torch.arange(oy, oy + h, device=dev, dtype=torch.long)
         xx = torch.arange(ox, ox + w, device=dev, dtype=torch.long)
@@ -124,6 +131,31 @@ def _mix32(h: torch.Tensor) -> torch.Tensor:
     return h
 
 
+def _needs_frame_stats(m: nn.Module, ctx: Optional[FrameContext]) -> bool:
+    if ctx is None:
+        return False
+    if isinstance(m, nn.InstanceNorm2d):
+        # torch's InstanceNorm with tracked running statistics uses them in eval mode (per-pixel)
+        return not (m.track_running_stats and m.running_mean is not None)
+    if isinstance(m, nn.BatchNorm2d):
+        return ctx.mode == "reference" or m.running_mean is None
+    return False
+
+
+def _ctx_forward(m: nn.Module, ctx: FrameContext, x: torch.Tensor) -> torch.Tensor:
+    """Forward of a norm / dropout layer under ``ctx`` (works for this module's layers and torch's own)."""
+    if isinstance(m, nn.Dropout):
+        if ctx.mode != "reference" or m.p == 0:
+            return x
+        return ctx.dropout(m.layer_id, x, m.p)
+    if _needs_frame_stats(m, ctx):
+        return ctx.normalize(m.layer_id, x, m.weight, m.bias, m.eps)
+    # per-pixel: BatchNorm in eval mode (or an old InstanceNorm that uses its running statistics)
+    return F.batch_norm(x.float(), m.running_mean.float(), m.running_var.float(),
+                        None if m.weight is None else m.weight.float(),
+                        None if m.bias is None else m.bias.float(), False, 0.0, m.eps)
+
+
 class BatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` (same keys) that follows the attached :class:`FrameContext` when there is one."""
 
@@ -134,14 +166,7 @@ class BatchNorm2d(nn.BatchNorm2d):
         ctx = self.frame_ctx
         if ctx is None:
             return super().forward(x)
-        if ctx.mode == "reference" or self.running_mean is None:
-            return ctx.normalize(self.layer_id, x, self.weight, self.bias, self.eps)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-
-    @property
-    def needs_frame_stats(self) -> bool:
-        ctx = self.frame_ctx
-        return ctx is not None and (ctx.mode == "reference" or self.running_mean is None)
+        return _ctx_forward(self, ctx, x)
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):
@@ -158,11 +183,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         ctx = self.frame_ctx
         if ctx is None:
             return F.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        return ctx.normalize(self.layer_id, x, self.weight, self.bias, self.eps)
-
-    @property
-    def needs_frame_stats(self) -> bool:
-        return self.frame_ctx is not None
+        return _ctx_forward(self, ctx, x)
 
 
 class Dropout(nn.Dropout):
@@ -175,9 +196,11 @@ class Dropout(nn.Dropout):
         ctx = self.frame_ctx
         if ctx is None:
             return super().forward(x)
-        if ctx.mode != "reference" or self.p == 0:
-            return x
-        return ctx.dropout(self.layer_id, x, self.p)
+        return _ctx_forward(self, ctx, x)
+
+
+_OWN = (BatchNorm2d, InstanceNorm2d, Dropout)
+_AWARE = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.Dropout)
 
 
 def make_norm(norm: str, channels: int, affine: bool = False) -> nn.Module:
@@ -202,31 +225,35 @@ def make_pad(padding_type: str, amount: int) -> Optional[nn.Module]:
 
 def number_layers(module: nn.Module) -> None:
     """Give every context-aware layer a stable id (its order among such layers in ``module.modules()``)."""
-    i = 0
-    for m in module.modules():
-        if isinstance(m, (BatchNorm2d, InstanceNorm2d, Dropout)):
-            m.layer_id = i
-            i += 1
+    for i, m in enumerate(m for m in module.modules() if isinstance(m, _AWARE)):
+        m.layer_id = i
 
 
 def frame_stat_layers(module: nn.Module) -> int:
     """How many layers need whole-frame statistics under the currently attached context."""
     return sum(1 for m in module.modules()
-               if isinstance(m, (BatchNorm2d, InstanceNorm2d)) and m.needs_frame_stats)
+               if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and _needs_frame_stats(m, m.__dict__.get("frame_ctx")))
 
 
 @contextlib.contextmanager
 def frame_context(module: nn.Module, ctx: FrameContext) -> Iterator[FrameContext]:
-    """Attach ``ctx`` to every context-aware layer of ``module`` for the duration of the block."""
-    layers = [m for m in module.modules() if isinstance(m, (BatchNorm2d, InstanceNorm2d, Dropout))]
-    previous = [m.__dict__.get("frame_ctx") for m in layers]
-    for m in layers:
+    """Attach ``ctx`` to every norm / dropout layer of ``module`` for the duration of the block.
+
+    This pack's layers consult it directly; torch's own ``BatchNorm2d`` / ``InstanceNorm2d`` / ``Dropout``
+    (e.g. in architectures written elsewhere) get a temporary instance-level ``forward`` that does the same,
+    so every translator gets whole-frame statistics and seeded dropout.
+    """
+    layers = [m for m in module.modules() if isinstance(m, _AWARE)]
+    saved = [{k: m.__dict__[k] for k in ("frame_ctx", "layer_id", "forward") if k in m.__dict__} for m in layers]
+    for i, m in enumerate(layers):
         m.__dict__["frame_ctx"] = ctx
+        m.__dict__["layer_id"] = i
+        if not isinstance(m, _OWN):
+            m.__dict__["forward"] = functools.partial(_ctx_forward, m, ctx)
     try:
         yield ctx
     finally:
-        for m, prev in zip(layers, previous):
-            if prev is None:
-                m.__dict__.pop("frame_ctx", None)
-            else:
-                m.__dict__["frame_ctx"] = prev
+        for m, prev in zip(layers, saved):
+            for k in ("frame_ctx", "layer_id", "forward"):
+                m.__dict__.pop(k, None)
+            m.__dict__.update(prev)

@@ -36,6 +36,8 @@ class TranslatorLoadError(ValueError):
 
 def _describe_bytes(head: bytes) -> str:
     printable = sum(32 <= b < 127 for b in head) / max(1, len(head))
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy array file, not a PyTorch checkpoint"
     if head.startswith(b"\x89PNG") or head[:3] == b"\xff\xd8\xff":
         return "an image file, not a model"
     if head.startswith(b"<") or printable > 0.95:
@@ -70,20 +72,24 @@ def _read_torch(path: Path, head: bytes) -> Any:
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "Weights only load failed" in msg or "Unsupported global" in msg or "unsupported" in msg.lower():
-            found = re.search(r"Unsupported (?:global|operand)[^\n]*", msg)
-            what = found.group(0) if found else msg.splitlines()[0]
+            found = re.search(r"GLOBAL ([\w.]+)", msg) or re.search(r"[Uu]nsupported (?:global|operand):? ([^\n]*)", msg)
+            what = f"it references {found.group(1)}" if found else "it references non-tensor Python objects"
             if _looks_like_stylegan_bytes(path):
                 raise TranslatorLoadError(
                     f"{path.name}: looks like a StyleGAN network pickle (it contains Python code); "
                     "load it with the StyleGAN loader, not as a Pix2Pix/CycleGAN translator. "
                     "Pickled code is never executed.") from None
             raise TranslatorLoadError(
-                f"{path.name}: pickle with code refused: the file references Python objects beyond plain "
-                f"tensors ({what}); only weights-only checkpoints are loaded, code is never executed. "
+                f"{path.name}: pickle with code refused ({what}); only weights-only checkpoints are loaded "
+                "and pickled code is never executed. "
                 "Re-save it with torch.save(model.state_dict()) or as .safetensors.") from None
         raise TranslatorLoadError(f"{path.name}: {_describe_bytes(head)} ({msg.splitlines()[0] if msg else type(exc).__name__})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "TorchScript" in msg:
+            raise TranslatorLoadError(
+                f"{path.name}: a TorchScript archive (compiled code) -- refused; only weights are loaded. "
+                "Save the generator's state_dict() (.pth) or .safetensors instead.") from None
         if head.startswith(b"PK") or head[:1] == b"\x80":
             raise TranslatorLoadError(
                 f"{path.name}: truncated or corrupt PyTorch checkpoint ({msg})") from None
@@ -118,6 +124,7 @@ def _read_file(path: Path) -> Tuple[Any, Dict[str, str]]:
 
 _A2B = ("G_A", "netG_A", "G_AB", "netG_AB", "genA2B", "gen_a2b", "G_A2B", "generator_a2b", "netG_A2B", "GA", "g_a")
 _B2A = ("G_B", "netG_B", "G_BA", "netG_BA", "genB2A", "gen_b2a", "G_B2A", "generator_b2a", "netG_B2A", "GB", "g_b")
+_GEN_NAME = re.compile(r"(^|_)(net)?g(en(erator)?)?($|_)", re.I)
 _SINGLE = ("netG", "G", "generator", "gen", "net_g", "model", "state_dict", "model_state_dict", "params",
            "params_ema", "net", "weights", "module", "g_ema", "ema")
 
@@ -152,7 +159,7 @@ def _unwrap(obj: Any, direction: Optional[str], depth: int = 0) -> Dict[str, tor
             for key in other:
                 if key in nested:
                     raise TranslatorLoadError(f"checkpoint has {key!r} but no generator for direction {direction!r}")
-        gens = [k for k in nested if re.search(r"(^|_)(net)?g(en(erator)?)?($|_)", k, re.I)]
+        gens = [k for k in nested if _GEN_NAME.search(k)]
         if len(gens) == 1:
             return _unwrap(nested[gens[0]], direction, depth + 1)
     tensors = OrderedDict((k, v) for k, v in obj.items() if isinstance(v, torch.Tensor))
@@ -173,11 +180,16 @@ def _strip_prefixes(sd: Dict[str, torch.Tensor], direction: Optional[str]) -> Di
     firsts = OrderedDict()
     for k in sd:
         firsts.setdefault(k.split(".", 1)[0], []).append(k)
-    if len(firsts) > 1 and all("." in k for k in sd):
+    def netlike(p: str) -> bool:
+        return (p in _A2B + _B2A + _SINGLE or bool(_GEN_NAME.search(p))
+                or bool(re.search(r"(^|_)(net)?(d|disc|discriminator)(_?[ab]|_?[ab]2[ab])?$", p, re.I)))
+
+    # only when every top-level name is a network name (a generator's own submodules are left alone)
+    if len(firsts) > 1 and all("." in k for k in sd) and all(netlike(p) for p in firsts):
         want, _ = _direction_keys(direction)
         pick = next((p for p in want + _SINGLE if p in firsts), None)
         if pick is None:
-            gens = [p for p in firsts if re.search(r"(^|_)(net)?g(en(erator)?)?($|_)", p, re.I)]
+            gens = [p for p in firsts if _GEN_NAME.search(p)]
             pick = gens[0] if len(gens) == 1 else None
         if pick is not None and not pick.isdigit():
             sd = OrderedDict((k[len(pick) + 1:], v) for k, v in sd.items() if k.startswith(pick + "."))
@@ -240,7 +252,7 @@ def _norm_kind(norms: List[_Layer], conv_bias: bool) -> Tuple[str, bool]:
         # convs have biases; BatchNorm without affine parameters has biasless convs
         return ("instance" if conv_bias else "batch"), False
     if has_rs:
-        return "batch", True
+        return "batch", False  # ``affine`` concerns InstanceNorm only; BatchNorm layers always have parameters
     return "instance", True
 
 
@@ -422,7 +434,10 @@ def _from_gan_pack(meta: str, tensors: Dict[str, torch.Tensor], overrides: Dict[
     except (ValueError, KeyError, TypeError) as exc:
         raise TranslatorLoadError(f"{where}: damaged '{METADATA_KEY}' metadata ({exc})") from None
     if info.get("format") != FORMAT:
-        raise TranslatorLoadError(f"{where}: metadata format {info.get('format')!r} is not {FORMAT!r}")
+        fmt = str(info.get("format"))
+        kind = "a StyleGAN model" if "stylegan" in fmt.lower() else "a style-transfer network" \
+            if "style" in fmt.lower() else f"a {fmt!r} file"
+        raise TranslatorLoadError(f"{where}: looks like {kind} saved by comfyui-gan-pack, not a translator")
     if int(info.get("version", 1)) > FORMAT_VERSION:
         raise TranslatorLoadError(f"{where}: written by a newer gan-pack (format version {info.get('version')})")
     config.update(overrides)
