@@ -136,8 +136,14 @@ class TrainTranslatorFromKeyframes:
                 log.info("keyframe training: step %d/%d loss %.4f (%.0f s)", step, total, loss, now - t0)
 
         mm.free_memory(256 * 1024 * 1024, device)
-        translator = train_from_keyframes(inputs, targets, steps=steps, seed=seed, masks=masks, progress=progress,
-                                          check_interrupt=Progress.check_interrupt, device=device)
+        # ComfyUI runs nodes under torch.inference_mode(): training needs autograd back, and tensors made
+        # outside inference mode (inference tensors cannot take part in autograd)
+        with torch.inference_mode(False), torch.enable_grad():
+            inputs, targets = inputs.clone(), targets.clone()
+            masks = masks.clone() if masks is not None else None
+            translator = train_from_keyframes(inputs, targets, steps=steps, seed=seed, masks=masks,
+                                              progress=progress, check_interrupt=Progress.check_interrupt,
+                                              device=device)
         translator.to(offload_device())
         mm.soft_empty_cache()
         _CACHE[key] = translator
