@@ -123,13 +123,57 @@ def peak_rss_mb(pid: int) -> Optional[float]:
     return None
 
 
+class LiveProgress(threading.Thread):
+    """Listens to one server's websocket for node progress (``progress`` messages and the pack's progress text,
+    e.g. the keyframe training's step and loss) so a long chunk is not silent. Needs aiohttp (ComfyUI's own
+    dependency); without it the renderer just reports per chunk."""
+
+    def __init__(self, url: str, client_id: str, report):
+        super().__init__(daemon=True)
+        self.ws_url = url.replace("http://", "ws://").replace("https://", "wss://") + f"/ws?clientId={client_id}"
+        self.report = report  # report(node_id, text)
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        try:
+            import asyncio
+
+            import aiohttp
+        except ImportError:
+            self.connected.set()
+            return
+
+        async def listen():
+            try:
+                async with aiohttp.ClientSession() as session:
+                    async with session.ws_connect(self.ws_url, heartbeat=30) as ws:
+                        self.connected.set()
+                        async for msg in ws:
+                            if msg.type == aiohttp.WSMsgType.TEXT:
+                                data = json.loads(msg.data)
+                                if data.get("type") == "progress":
+                                    d = data["data"]
+                                    self.report(str(d.get("node")), f"{d.get('value')}/{d.get('max')}")
+                            elif msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) > 8:
+                                if int.from_bytes(msg.data[:4], "big") == 3:  # progress text
+                                    n = int.from_bytes(msg.data[4:8], "big")
+                                    node = msg.data[8:8 + n].decode(errors="replace")
+                                    self.report(node, msg.data[8 + n:].decode(errors="replace"))
+            except Exception:
+                pass
+            finally:
+                self.connected.set()
+
+        asyncio.run(listen())
+
+
 class Renderer:
     """Schedules a shot's chunks over ComfyUI clients; ``run()`` returns a summary dict."""
 
     def __init__(self, prompt: Dict, clients: List[ComfyClient], input_dir: Optional[Path],
                  output_dir: Optional[Path], *, chunk: int = 16, frames: Optional[Sequence[int]] = None,
                  first: Optional[int] = None, last: Optional[int] = None, retries: int = 2,
-                 timeout: float = 3600, verify: bool = True, quiet: bool = False):
+                 timeout: float = 3600, verify: bool = True, quiet: bool = False, live_every: float = 10.0):
         from models.sequence import existing_frames, list_image_sequence
 
         if chunk < 1:
@@ -177,6 +221,10 @@ class Renderer:
         self.per_server: Dict[str, int] = {c.url: 0 for c in clients}
         self._unfinished = len(self.chunks)
         self._dead: Set[str] = set()
+        self._current: Dict[str, tuple] = {}
+        self._last_live: Dict[str, float] = {}
+        self._texts: Dict[tuple, str] = {}
+        self.live_every = live_every
         self._existing_frames = existing_frames
 
     # -- prompts
@@ -209,7 +257,29 @@ class Renderer:
         have = self._existing_frames(self.out_dir, self.out_pattern)
         return [f for f in chunk.frames if f not in have]
 
+    def _live(self, client_id: str, node: str, text: str) -> None:
+        """Progress inside a chunk, printed at most every ``live_every`` seconds per server."""
+        current = self._current.get(client_id)
+        now = time.monotonic()
+        if "/" not in text or not text.replace("/", "").isdigit():  # a node's own status text (e.g. loss)
+            self._texts[(client_id, node)] = text
+        elif (client_id, node) in self._texts:
+            text = self._texts[(client_id, node)]
+        if current is None or now - self._last_live.get(client_id, 0.0) < self.live_every:
+            return
+        self._last_live[client_id] = now
+        url, chunk, prompt = current
+        title = prompt.get(node, {}).get("_meta", {}).get("title") or prompt.get(node, {}).get("class_type", node)
+        self.log(f"[render]   {url} frames {chunk.frames[0]}-{chunk.frames[-1]}: {title}: {text}")
+
     def _worker(self, client: ComfyClient, work: "queue.Queue[Chunk]", t0: float) -> None:
+        import uuid
+
+        client_id = f"gan-pack-render-{uuid.uuid4().hex[:12]}"
+        if not self.quiet and self.live_every > 0:
+            listener = LiveProgress(client.url, client_id, lambda node, text: self._live(client_id, node, text))
+            listener.start()
+            listener.connected.wait(timeout=10)
         while True:
             with self.lock:
                 if self._unfinished <= 0:
@@ -223,7 +293,12 @@ class Renderer:
                 time.sleep(0.2)
                 continue
             try:
-                client.run(self.chunk_prompt(chunk), timeout=self.timeout)
+                prompt = self.chunk_prompt(chunk)
+                self._current[client_id] = (client.url, chunk, prompt)
+                try:
+                    client.wait(client.queue(prompt, client_id=client_id), timeout=self.timeout)
+                finally:
+                    self._current.pop(client_id, None)
                 missing = self._missing(chunk)
                 if missing:
                     raise RenderError(f"the server reported success but frames {missing[:5]} are not in "
@@ -341,21 +416,35 @@ def _reaper(pid: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def visible_gpus() -> List[str]:
-    """Ids of the NVIDIA GPUs local servers may use (to give each server its own), without importing torch."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+def probe_accelerator(python: Optional[str] = None) -> Tuple[bool, List[str]]:
+    """(does the servers' torch see an accelerator, CUDA device ids to spread local servers over), asked in a
+    child process with the servers' Python so this renderer never imports torch. Without an accelerator the
+    local servers get --cpu (ComfyUI stops at start-up on a CUDA build of torch without a GPU otherwise)."""
+    from scripts.comfy_client import default_python
+
+    code = ("import torch, json\n"
+            "cuda = torch.cuda.is_available()\n"
+            "mps = bool(getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available())\n"
+            "xpu = bool(hasattr(torch, 'xpu') and torch.xpu.is_available())\n"
+            "print(json.dumps([cuda or mps or xpu, torch.cuda.device_count() if cuda else 0]))\n")
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
+        out = subprocess.run([python or default_python(), "-c", code], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout.strip().splitlines()
+        accel, count = json.loads(out[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return False, []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else [str(i) for i in range(count)]
+    return bool(accel), ids[:count]
 
 
 def start_local_servers(count: int, workdir: Path, input_dir: Path, output_dir: Path, *, cpu: bool,
                         extra_model_paths: Sequence[str] = (), log=print) -> List[Tuple[ComfyServer, subprocess.Popen]]:
-    gpus = [] if cpu else visible_gpus()
+    if not cpu:
+        accelerated, gpus = probe_accelerator()
+        cpu = not accelerated
+    else:
+        gpus = []
     started: List[Tuple[ComfyServer, subprocess.Popen]] = []
     threads, errors = [], []
 
@@ -363,7 +452,6 @@ def start_local_servers(count: int, workdir: Path, input_dir: Path, output_dir: 
         env = dict(os.environ)
         if len(gpus) > 1:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-        # without --cpu ComfyUI picks the accelerator itself (and falls back to the CPU when there is none)
         s = ComfyServer(workdir=workdir / f"server{i}", input_dir=input_dir, output_dir=output_dir,
                         cpu=cpu, env=env, extra_model_paths=extra_model_paths)
         try:
