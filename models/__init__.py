@@ -41,6 +41,18 @@ _API = {
     "style_mix": ".stylegan",
     "interpolate_latents": ".stylegan",
     "project_image": ".stylegan",
+    "ProjectionResult": ".stylegan",
+    "parse_seeds": ".stylegan",
+    "parse_layers": ".stylegan",
+    "layer_presets": ".stylegan",
+    "class_to_c": ".stylegan",
+    "build_stylegan": ".stylegan",
+    "describe_stylegan": ".stylegan",
+    "seeds_to_ws": ".stylegan",
+    "synthesize": ".stylegan",
+
+    "StyleGAN3Generator": ".stylegan.sg3",
+    "infer_sg3_config": ".stylegan.sg3",
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",
@@ -53,7 +65,11 @@ _API = {
     "SequenceError": ".sequence",
     # artistic style transfer
     "load_style_network": ".style",
+    "load_adain": ".style",
     "style_transfer": ".style",
+    "required_files": ".style",
+    "missing_files": ".style",
+    "StyleNetworkLoadError": ".style",
 }
 
 __all__ = sorted(_API)

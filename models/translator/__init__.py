@@ -11,6 +11,12 @@ Public API::
     auto_tile_size(translator, height, width, *, free_bytes, batch_size=1, dtype=None) -> int (0 = untiled)
     ResnetGenerator(...), UnetGenerator(...)   (architectures "resnet" and "unet")
 
+Modules: ``arch_resnet`` / ``arch_unet`` (generators in the reference key layout), ``layers`` (norm/dropout
+layers and the frame context that gives tiles whole-frame statistics), ``loader`` (detection, loading,
+saving), ``infer`` (``translate``: padding, channels, tiling with staged whole-frame statistics), ``stream``
+(exact strip-wise U-Net inference), ``spandrel_arch`` (``install()``: registration with spandrel, so
+ComfyUI's core upscale-model nodes can run translators).
+
 Everything here is plain PyTorch; nothing imports ComfyUI.
 """
 from __future__ import annotations

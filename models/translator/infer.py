@@ -25,10 +25,10 @@ Contract (NHWC float in [0, 1] in and out):
   tiling and batch chunking, and the model's stored running statistics are never touched.
 * **Exactness of tiling.** With an overlap that covers the receptive field, tiled output equals untiled
   output up to float round-off (ResNets: the automatic overlap is twice the receptive radius, capped at
-  half the tile). A U-Net's innermost layers see its whole ``2**depth`` window, so no overlap makes a
-  tiled U-Net exact: in eval mode the difference is far below 1/255 in practice, while in reference mode
-  (BatchNorm statistics taken from the frame) the deepest layers' statistics come from tiles and can shift
-  colours noticeably -- translate U-Nets in reference mode untiled where memory allows.
+  half the tile). A U-Net's innermost layers see its whole ``2**depth`` window, so no tile overlap could
+  make it exact: tiled U-Nets are instead run level by level in row strips of about ``tile_size**2``
+  pixels (``stream.py``) -- exact in every mode, skip connections kept in host memory. Other
+  architectures (e.g. written with torch's own layers) use the overlapping tiles.
 * ``resize_to_train_size``: resize to the model's square training size (``translator.train_size``, 256 when
   unknown), translate, resize back (bicubic, antialiased) -- the reference's default preprocessing.
 * ``batch_size`` images are processed at a time; ``dtype`` ``torch.float16``/``torch.bfloat16`` runs under
@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from .base import Translator
 from .layers import FrameContext, StopForward, frame_context, frame_stat_layers
+from .stream import stream_passes, stream_unet, unet_levels
 
 _MODES = ("eval", "reference")
 
@@ -206,9 +207,12 @@ def _tile_pass(stages, src: torch.Tensor, ph: int, pw: int, ay: _Axis, ax: _Axis
 
 def auto_tile_overlap(translator: Translator, tile_size: int) -> int:
     """Overlap used for ``tile_overlap=0``: twice the receptive radius (capped at half the tile), rounded up
-    to the architecture's multiple."""
+    to the architecture's multiple. When the receptive field is wider than the tile anyway (U-Nets, whose
+    innermost layer sees everything), a quarter of the tile: the far context contributes little."""
     m = int(getattr(translator, "size_multiple", 1) or 1)
     radius = int(getattr(translator, "receptive_radius", 32))
+    if 2 * radius > tile_size:
+        return max(m, _round_up(tile_size // 4, m))
     return min(_round_up(2 * radius, m), max(m, _round_up(tile_size // 2, m)))
 
 
@@ -315,6 +319,8 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     _autocast(device, dtype)  # validates dtype early
     translator.eval()
     use_cl = device.type == "cuda"
+    if use_cl:  # channels-last weights and inputs: the fast cuDNN path (idempotent, values unchanged)
+        translator.to(memory_format=torch.channels_last)
 
     m = int(getattr(translator, "size_multiple", 1) or 1)
     min_size = _round_up(max(int(getattr(translator, "min_size", m) or m), m), m)
@@ -337,14 +343,18 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     staged = n_tiles > 1
 
     stages = _stages(translator)
+    levels = unet_levels(translator) if staged else None
     with frame_context(translator, FrameContext(mode=mode)):
         stat_counts = [frame_stat_layers(st) for st in stages]
-    if staged and sum(stat_counts):
+        stream_steps = stream_passes(levels) if levels else 0
+    if levels:
+        plan = [("stream", 0, 0)] * stream_steps
+    elif staged and sum(stat_counts):
         plan = _plan(stat_counts, _probe(translator, stages, min_size, device))
     else:
         plan = [("final", 0, len(stages))]
     chunks = math.ceil(n / batch_size)
-    total = chunks * len(plan) * n_tiles
+    total = chunks * len(plan) * (1 if levels else n_tiles)
     done = [0]
 
     def tick():
@@ -376,6 +386,10 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
                 with _autocast(device, dtype):
                     out = translator(xt).float()
                 tick()
+            elif levels:
+                out = stream_unet(levels, x, ctx, device=device, dtype=dtype, pixels=ay.size * ax.size,
+                                  autocast=lambda: _autocast(device, dtype), use_cl=use_cl, tick=tick,
+                                  check_interrupt=check_interrupt)
             else:
                 src, src_stage = x, 0   # a frame-sized activation (on the images' device) and its stage
                 out = None

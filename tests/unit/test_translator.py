@@ -209,6 +209,27 @@ def test_tiled_matches_untiled_batchnorm_unet(pix2pix_fixtures):
     assert (tiled - full).abs().max() < 1 / 255
 
 
+def test_tiled_unet_is_exact_in_every_mode(pix2pix_fixtures):
+    """Tiled U-Nets run level by level in row strips: exact even in reference mode and with InstanceNorm."""
+    g = models.load_translator(pix2pix_fixtures / f"{UNET}_latest_net_G.pth")
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    x = _noise_image(1, 520, 300, seed=6)
+    calls = []
+    full = translate(g, x, mode="reference", seed=9)
+    tiled = translate(g, x, mode="reference", seed=9, tile_size=256, progress=lambda d, t: calls.append((d, t)))
+    assert (tiled - full).abs().max() < 1e-4
+    assert calls[-1][0] == calls[-1][1] == 16 + 13   # 16 convolutions + 13 BatchNorm statistics passes
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, before[k])
+    torch.manual_seed(0)
+    u = UnetGenerator(3, 3, depth=6, ngf=4, norm="instance", use_dropout=True).eval()
+    xi = _noise_image(2, 130, 200, seed=5)
+    for mode in ("eval", "reference"):
+        a = translate(u, xi, mode=mode, seed=3)
+        b = translate(u, xi, mode=mode, seed=3, tile_size=64)
+        assert (a - b).abs().max() < 1e-4, mode
+
+
 def test_tiled_reference_mode_resnet_dropout_matches_untiled():
     torch.manual_seed(0)
     g = ResnetGenerator(3, 3, ngf=8, n_blocks=2, norm="batch", use_dropout=True).eval()
@@ -257,6 +278,28 @@ def test_tiled_activations_bounded_by_tile():
     finally:
         for h in hooks:
             h.remove()
+    # U-Nets stream row strips through F.conv2d / F.conv_transpose2d: bound what reaches them
+    u = UnetGenerator(3, 3, depth=5, ngf=4, norm="instance").eval()
+    real_conv, real_convt = torch.nn.functional.conv2d, torch.nn.functional.conv_transpose2d
+    sizes = []
+
+    def spy(fn):
+        def wrapped(inp, *a, **k):
+            out = fn(inp, *a, **k)
+            sizes.append(out.shape[-2] * out.shape[-1])
+            return out
+        return wrapped
+
+    import models.translator.stream as stream_module
+    try:
+        stream_module.F.conv2d, stream_module.F.conv_transpose2d = spy(real_conv), spy(real_convt)
+        for size in ((200, 260), (400, 520)):
+            sizes.clear()
+            out = translate(u, _noise_image(1, *size), tile_size=64)
+            assert out.shape == (1, *size, 3) and sizes
+            assert max(sizes) <= 2 * 64 * 64, size   # one strip of ~tile**2 pixels plus its halo rows
+    finally:
+        stream_module.F.conv2d, stream_module.F.conv_transpose2d = real_conv, real_convt
 
 
 def test_auto_tile_size():
