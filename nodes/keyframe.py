@@ -109,6 +109,7 @@ class TrainTranslatorFromKeyframes:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             _send_text(unique_id, "trained translator reused from the cache")
+            log.info("keyframe training: reused the cached translator (same keyframes, steps, seed)")
             return (_CACHE[key],)
 
         inputs = image_to_gan(keyframes[..., :3])

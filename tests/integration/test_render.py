@@ -149,3 +149,65 @@ def test_frame_range_per_farm_job_and_clear_errors(comfy_server, shot, tmp_path)
     job = run_renderer([wf, *common])
     log, _ = job.communicate(timeout=120)
     assert job.returncode == 2 and "frame_numbers" in log, log
+
+
+# ------------------------------------------------------------------------------------------ the shots nodes
+def _train_prompt(steps: int, folder: str = "render_test_shot") -> dict:
+    """Keyframes = frames 101 and 120 of the test shot, 'painted' = inverted; Translate applies the result."""
+    return {
+        "1": {"class_type": "GANPackLoadImageSequence",
+              "inputs": {"folder": folder, "pattern": "plate_%04d.png", "first_frame": 101, "last_frame": 120,
+                         "step": 19}},
+        "2": {"class_type": "GANPackImageChannels", "inputs": {"image": ["1", 0], "mode": "invert"}},
+        "3": {"class_type": "GANPackTrainTranslatorFromKeyframes",
+              "inputs": {"keyframes": ["1", 0], "painted_keyframes": ["2", 0], "steps": steps, "seed": 3}},
+        "4": {"class_type": "GANPackTranslate", "inputs": {"translator": ["3", 0], "image": ["1", 0], "tile_size": 0,
+                                                           "tile_overlap": 0, "mode": "eval", "seed": 0,
+                                                           "resize_to_train_size": False, "precision": "float32",
+                                                           "batch_size": 4}},
+        "5": {"class_type": "GANPackSaveImageSequence",
+              "inputs": {"images": ["4", 0], "frame_numbers": ["1", 1], "folder": "train_nodes",
+                         "pattern": "t_%04d.png", "bit_depth": "16", "skip_existing": False, "start_number": 1}},
+    }
+
+
+def test_training_is_cached_and_cancellable_and_16bit_frames_are_saved(comfy_server, shot):
+    name, plates = shot
+    log_before = len(comfy_server.log_text())
+    entry = comfy_server.run(_train_prompt(40), timeout=300)
+    files = comfy_server.output_files(entry)
+    assert [f.name for f in files] == ["t_0101.png", "t_0120.png"]  # step 19 from 101: 101, 120
+    with Image.open(files[0]) as im:
+        assert im.mode == "RGB" and im.tile[0].args.endswith(";16B")  # a 16-bit PNG
+    from models.sequence import read_image
+
+    out = read_image(files[0])
+    values = np.unique(np.rint(out * 65535).astype(np.int64) % 257)
+    assert len(values) > 1  # not 8-bit values scaled up: real 16-bit precision
+    # another prompt evicts ComfyUI's own cache of the training node; the pack's cache still holds it
+    comfy_server.run(workflow(name, "evict_cache"), timeout=120)
+    t = time.monotonic()
+    again = comfy_server.run(_train_prompt(40), timeout=300)
+    assert "reused the cached translator" in comfy_server.log_text()[log_before:]
+    assert [np.asarray(read_image(f)) for f in comfy_server.output_files(again)][0].tolist() == out.tolist()
+    assert time.monotonic() - t < 30
+
+    # Cancel: a long training stops at the interrupt, and the server keeps working
+    from scripts.comfy_client import ComfyExecutionError
+
+    prompt_id = comfy_server.queue(_train_prompt(100_000))
+    time.sleep(4)
+    t = time.monotonic()
+    comfy_server.interrupt()
+    with pytest.raises(ComfyExecutionError):
+        comfy_server.wait(prompt_id, timeout=120)
+    assert time.monotonic() - t < 60
+    assert comfy_server.alive()
+
+
+def test_missing_frame_folder_is_a_clear_error(comfy_server):
+    from scripts.comfy_client import ComfyExecutionError
+
+    bad = workflow("no_such_shot_folder", "never")
+    with pytest.raises(ComfyExecutionError, match="frame folder 'no_such_shot_folder' not found"):
+        comfy_server.run(bad, timeout=60)
