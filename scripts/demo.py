@@ -122,6 +122,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     workdir = out / ".comfyui"  # the local server's own input/user/temp folders
     input_dir = workdir / "input"
+    # the demo's private input folder always holds the shipped inputs (the pack never overwrites a user's files,
+    # so a stale copy from an older checkout would otherwise stay)
+    shutil.copytree(REPO / "workflows" / "inputs", input_dir, dirs_exist_ok=True)
 
     def setup(prompt: dict) -> None:
         saver = next(v for v in prompt.values() if v["class_type"] == render.SAVER)

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 INPUTS = REPO / "workflows" / "inputs"
 
 # the bundled shot: 24 frames (1 s at 24 fps) of 256x256, numbered from 1
-DEMO_SHOT = {"num_frames": 24, "size": 256, "seed": 0}
+DEMO_SHOT = {"num_frames": 24, "size": 256, "seed": 4}
 SHOT_FOLDER = "gan_pack_shot"
 SHOT_PATTERN = "frame_%04d.png"
 KEYFRAMES = (6, 19)  # frame numbers an artist painted
