@@ -60,6 +60,9 @@ _API = {
     "make_demo_shot": ".shots",
     "load_image_sequence": ".sequence",
     "save_image_sequence": ".sequence",
+    "list_image_sequence": ".sequence",
+    "existing_frames": ".sequence",
+    "SequenceError": ".sequence",
     # artistic style transfer
     "load_style_network": ".style",
     "load_adain": ".style",
