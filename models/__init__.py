@@ -56,8 +56,13 @@ _API = {
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",
+    "temporal_blend": ".temporal",
+    "make_demo_shot": ".shots",
     "load_image_sequence": ".sequence",
     "save_image_sequence": ".sequence",
+    "list_image_sequence": ".sequence",
+    "existing_frames": ".sequence",
+    "SequenceError": ".sequence",
     # artistic style transfer
     "load_style_network": ".style",
     "load_adain": ".style",

@@ -18,6 +18,7 @@ from typing import Any, Dict
 import torch
 
 from .base import Translator
+from .infer import _pad_frame
 from .loader import TranslatorLoadError, _unwrap, translator_from_state_dict
 
 ARCH_ID = "GANPackTranslator"
@@ -35,7 +36,14 @@ def _call(model: Translator, image: torch.Tensor) -> torch.Tensor:
             x = x.expand(-1, 3, -1, -1)
         elif c == 3 and model.input_nc == 1:
             x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-    y = model(x * 2.0 - 1.0).add(1.0).mul(0.5)
+    # pad exactly as the pack's own translate does (centred reflection to the size multiple) and crop back,
+    # so the core upscale nodes give the Translate node's pixels at any size
+    h, w = x.shape[-2:]
+    m = int(model.size_multiple)
+    lo = int(getattr(model, "min_size", m) or m)
+    ph, pw = max(lo, -(-h // m) * m), max(lo, -(-w // m) * m)
+    xp, (top, left) = _pad_frame(x * 2.0 - 1.0, ph, pw)
+    y = model(xp)[..., top:top + h, left:left + w].add(1.0).mul(0.5)
     if y.shape[1] == 1:
         y = y.repeat(1, 3, 1, 1)  # spandrel clamps in place: no expanded views
     return y
@@ -83,8 +91,7 @@ def _make_architecture():
                 model, model.state_dict(), architecture=self, purpose="Restoration", tags=tags,
                 supports_half=True, supports_bfloat16=True, scale=1,
                 input_channels=model.input_nc, output_channels=max(3, model.output_nc),
-                size_requirements=SizeRequirements(minimum=int(getattr(model, "min_size", model.size_multiple)),
-                                                   multiple_of=int(model.size_multiple)),
+                size_requirements=SizeRequirements(minimum=1, multiple_of=1),  # _call pads and crops
                 tiling=tiling, call_fn=_call)
 
     return TranslatorArchitecture()

@@ -154,8 +154,8 @@ def test_bad_files_give_clear_errors_and_the_server_keeps_serving(comfy_server, 
 def test_translators_run_through_core_upscale_model_nodes(comfy_server, models_root):
     """The spandrel bridge: translator files in models/upscale_models work in Load Upscale Model + Upscale Image
     (using Model) and give what our Translate node gives (U-Net/BatchNorm and ResNet/InstanceNorm) at a size the
-    networks take without padding (96x128: a multiple of 32). At other sizes spandrel pads right/bottom where
-    our node pads centred, so edges differ; that path is only checked to run and keep the size."""
+    networks take without padding (96x128: a multiple of 32) and at one they must pad (90x130): the bridge pads
+    and crops like the pack's own translate, so both agree there too."""
     try:
         from models.translator import spandrel_arch  # noqa: F401
     except ImportError:
@@ -179,9 +179,11 @@ def test_translators_run_through_core_upscale_model_nodes(comfy_server, models_r
         prompt[d] = {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": [a, 0], "image": ["2", 0]}}
         prompt[e] = {"class_type": "SaveImage", "inputs": {"images": [d, 0], "filename_prefix": prefix + "_odd"}}
     entry = comfy_server.run(prompt, timeout=300)
-    for ours, core in (("ours_p2p", "core_p2p"), ("ours_cyc", "core_cyc")):
+    for ours, core, file in (("ours_p2p", "core_p2p", PIX2PIX_BUNDLED), ("ours_cyc", "core_cyc", CYCLEGAN_BUNDLED)):
         assert_close_8bit(_saved(comfy_server, entry, core), _saved(comfy_server, entry, ours), 2, core)
-        assert _saved(comfy_server, entry, core + "_odd").shape == (90, 130, 3)
+        odd_core = _saved(comfy_server, entry, core + "_odd")
+        assert odd_core.shape == (90, 130, 3)
+        assert_close_8bit(odd_core, to_png8(engine_translate(file, load_image(odd)))[0], 2, core + "_odd")
 
 
 def _run_with_progress(server, prompt, node: str, timeout: float = 300.0):
