@@ -39,7 +39,7 @@ def _minimal(size: int, frames: int, steps: int) -> dict:
 @group("keyframe")
 def run(args, device):
     size, frames = 256, 8
-    steps = 60 if args.quick else 300
+    steps = 40 if args.quick else 200
     try:
         kb = importlib.import_module("bench.keyframe_bench")
     except ImportError as exc:

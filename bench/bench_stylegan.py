@@ -102,8 +102,8 @@ def run(args, device):
         base_name = next(iter(paths))
         base_t, base_out = None, None
         for name, fn in paths.items():
-            if not big:
-                fn()  # warm-up
+            if not big and not is_sg3:
+                fn()  # warm-up (SG3 at 256² costs tens of seconds a run on a 2-core CPU: timed once, cold)
             with peak_memory(device) as mem:
                 t, out = _time(fn, device, 1 if big or is_sg3 else 2)
             if base_t is None:

@@ -196,7 +196,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     info = machine()
     print(f"machine: {info['cpu']} ({info['cores']} cores, torch threads {info['torch_threads']}, "
           f"features {' '.join(info['cpu_features']) or '-'}), GPU: {info['gpu'] or 'none'}, torch {info['torch']}")
-    print(f"device: {device}\n")
+    load0 = os.getloadavg()
+    print(f"device: {device}; load average at start {load0[0]:.1f} (1 min), {load0[1]:.1f} (5 min)\n")
     chosen = [g for g in args.only.split(",") if g] or list(GROUPS)
     unknown = set(chosen) - set(GROUPS)
     if unknown:
@@ -214,6 +215,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"  {name}: FAILED ({type(exc).__name__}: {exc})")
         print(f"  ({time.perf_counter() - t0:.0f} s)\n", flush=True)
     total = time.perf_counter() - t_all
+    load1 = os.getloadavg()
+    info["load_average"] = {"start_1min": load0[0], "end_1min": load1[0], "end_5min": load1[1],
+                            "end_15min": load1[2]}
+    info["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(markdown_table(info, device))
     print(f"\ntotal {total:.0f} s")
     out = Path(args.out)
@@ -228,15 +233,20 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def markdown_table(info, device) -> str:
     lines = [f"Machine: {info['cpu']}, {info['cores']} cores" + (f", {info['gpu']}" if device.type == "cuda" else "")
-             + f" ({device.type}); torch {info['torch']}.", "",
-             "| group | case | path | items/s | peak MB | vs eager fp32 | max err (1/255) |",
-             "|---|---|---|---:|---:|---:|---:|"]
+             + f" ({device.type}); torch {info['torch']}, {info['torch_threads']} threads"
+             + (f"; {info['date']}" if info.get("date") else "")
+             + (f"; load average {info['load_average']['start_1min']:.1f} at start, "
+                f"{info['load_average']['end_15min']:.1f} over the last 15 min (other jobs share the machine)"
+                if info.get("load_average") else "") + ".", "",
+             "| group | case | path | items/s | ms/item | peak MB | vs baseline | max err (1/255) | note |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in ROWS:
         ratio = f"{r.ratio:.1f}×" if r.ratio is not None else ""
         err = f"{r.max_err_255:.2f}" if r.max_err_255 is not None else ""
         ips = f"{r.items_per_s:.2f}" if r.items_per_s < 10 else f"{r.items_per_s:.0f}"
-        lines.append(f"| {r.group} | {r.case} | {r.path} | {ips} | {r.peak_mb:.0f} | {ratio} | {err} |"
-                     + (f" {r.note}" if r.note else ""))
+        peak = "" if r.peak_mb != r.peak_mb else f"{r.peak_mb:.0f}"   # NaN: not measured
+        ms = f"{1000.0 / r.items_per_s:.0f}" if r.items_per_s > 0 else ""
+        lines.append(f"| {r.group} | {r.case} | {r.path} | {ips} | {ms} | {peak} | {ratio} | {err} | {r.note} |")
     return "\n".join(lines)
 
 
