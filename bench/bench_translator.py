@@ -44,10 +44,14 @@ def frames(batch: int, h: int, w: int) -> torch.Tensor:
     return img.permute(0, 2, 3, 1).contiguous()
 
 
-def padded(x: torch.Tensor, multiple: int) -> torch.Tensor:
+def padded(x: torch.Tensor, multiple: int):
+    """Pad NCHW ``x`` to a multiple of the architecture's, centred, by reflection -- the same placement as
+    ``translate`` (a U-Net's output depends on where the padding goes) -- and return (x, top, left)."""
+    from models.translator.infer import _pad_frame
+
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    return torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x
+    x, (top, left) = _pad_frame(x, h + (-h) % multiple, w + (-w) % multiple)
+    return x, top, left
 
 
 def eager(net, images: torch.Tensor) -> torch.Tensor:
@@ -55,7 +59,8 @@ def eager(net, images: torch.Tensor) -> torch.Tensor:
     x = images.permute(0, 3, 1, 2) * 2 - 1
     h, w = x.shape[-2:]
     with torch.no_grad():
-        y = net(padded(x, net.size_multiple))[..., :h, :w]
+        xp, top, left = padded(x, net.size_multiple)
+        y = net(xp)[..., top:top + h, left:left + w]
     return ((y + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
 
 
