@@ -194,11 +194,14 @@ class Renderer:
         self.source = resolve(li["folder"], input_dir, "input")
         if not self.source.is_dir():
             raise RenderError(f"the shot folder {self.source} does not exist (workflow folder '{li['folder']}')")
-        self.sequence = [n for n, _ in list_image_sequence(self.source, li.get("pattern") or None,
-                                                            step=int(li.get("step", 1)))]
         lo = first if first is not None else (li.get("first_frame", -1) if li.get("first_frame", -1) >= 0 else None)
         hi = last if last is not None else (li.get("last_frame", -1) if li.get("last_frame", -1) >= 0 else None)
-        self.frames = [f for f in self.sequence if (lo is None or f >= lo) and (hi is None or f <= hi)]
+        # the frames the loader would load for the whole range (its step counts from the range's first frame);
+        # a chunk is a run of consecutive entries of this list, so the loader's first..last with the same step
+        # loads exactly the chunk
+        self.sequence = [n for n, _ in list_image_sequence(self.source, li.get("pattern") or None, lo, hi,
+                                                            int(li.get("step", 1)))]
+        self.frames = list(self.sequence)
         if frames is not None:
             wanted = set(frames)
             self.frames = [f for f in self.frames if f in wanted]

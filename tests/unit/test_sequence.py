@@ -305,3 +305,27 @@ def test_bundled_demo_shot_and_painted_keyframes_are_consistent():
         assert torch.equal(key, frames[n - 1])
         assert (painted_look(key[None])[0] - painted).abs().max().item() <= 1.01 / 255
         assert (painted - key).abs().mean().item() > 0.05  # it is a different look
+
+
+# ------------------------------------------------------------------------------------------ renderer helpers
+def test_renderer_frame_specs_and_chunks():
+    from scripts.render import make_chunks, parse_frames
+
+    assert parse_frames("1-5,9,12-16:2") == [1, 2, 3, 4, 5, 9, 12, 14, 16]
+    sequence = [1, 3, 5, 7, 9, 11, 13]  # a stepped shot
+    chunks = make_chunks([1, 3, 5, 9, 11, 13], sequence, 2)  # 7 is already done
+    assert [c.frames for c in chunks] == [[1, 3], [5], [9, 11], [13]]  # never spans a done frame
+
+
+def test_renderer_chunks_load_exactly_their_frames(tmp_path):
+    """Each chunk's first..last with the loader's step loads exactly the chunk's frames, whatever the step."""
+    from scripts.render import make_chunks
+
+    for n in list(range(1, 30)) + [40, 41, 45]:
+        touch_png(tmp_path / f"f_{n:03d}.png")
+    for first, step in ((None, 1), (6, 2), (3, 3), (None, 4)):
+        sequence = [n for n, _ in list_image_sequence(tmp_path, "f_%03d.png", first, None, step)]
+        pending = [f for f in sequence if f % 5]  # some frames done already
+        for chunk in make_chunks(pending, sequence, 3):
+            loaded = [n for n, _ in list_image_sequence(tmp_path, "f_%03d.png", chunk.frames[0], chunk.frames[-1], step)]
+            assert loaded == chunk.frames, (first, step, chunk.frames, loaded)
