@@ -33,7 +33,6 @@ CATEGORY = "GAN/StyleGAN"
 MODEL = "STYLEGAN"
 LATENT = "STYLEGAN_LATENT"
 FOLDERS = ("stylegan",)
-MAX_SEEDS = 4096
 
 SEEDS_TOOLTIP = ("Seeds: one number, a list and/or ranges, e.g. 1,5,10-12 (one latent per seed, in that order). "
                  "A seed gives the same image as the reference StyleGAN tools.")
@@ -42,38 +41,6 @@ PSI_TOOLTIP = ("Truncation psi: 1 = no truncation; lower values pull the latents
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def parse_seeds(spec) -> List[int]:
-    """``"1,3,5-7"`` / ``5`` / ``[1, 2]`` -> list of ints (ranges inclusive, order kept)."""
-    if isinstance(spec, int):
-        return [spec]
-    if isinstance(spec, (list, tuple)):
-        return [int(s) for s in spec]
-    seeds: List[int] = []
-    for part in re.split(r"[,\s]+", str(spec).strip()):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        try:
-            if m:
-                a, b = int(m.group(1)), int(m.group(2))
-                step = 1 if b >= a else -1
-                if abs(b - a) + 1 > MAX_SEEDS:
-                    raise ValueError
-                seeds.extend(range(a, b + step, step))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ValueError(f"seeds '{spec}': '{part}' is not a seed or range (use e.g. 1,3,5-7)") from None
-        if len(seeds) > MAX_SEEDS:
-            raise ValueError(f"seeds '{spec}' gives more than {MAX_SEEDS} latents")
-    if not seeds:
-        raise ValueError("seeds is empty: give at least one seed, e.g. 0 or 1-4")
-    bad = [s for s in seeds if not 0 <= s < 2**32]
-    if bad:
-        raise ValueError(f"seeds must be between 0 and 4294967295, got {bad[0]}")
-    return seeds
-
-
 def make_latent(ws, *, z=None, labels=None, psi=1.0, cutoff=None, class_index=0, grid=None) -> Dict:
     ws = ws.detach().float().cpu()
     return {"ws": ws, "z": None if z is None else z.detach().float().cpu(),
@@ -96,13 +63,10 @@ def _cutoff(value) -> Optional[int]:
 
 
 def _class_vector(G, class_index: int, n: int, device) -> Optional[torch.Tensor]:
+    """One-hot classes for a conditional model (the engine validates the index); None for unconditional ones."""
     if not G.c_dim:
         return None
-    if not 0 <= class_index < G.c_dim:
-        raise ValueError(f"this model is conditional with {G.c_dim} classes: class_index must be 0..{G.c_dim - 1}, "
-                         f"got {class_index}")
-    c = sg.class_to_c(G, class_index)
-    return c.reshape(1, -1).to(device=device, dtype=torch.float32).expand(n, -1)
+    return sg.class_to_c(G, int(class_index), batch=n).to(device=device, dtype=torch.float32)
 
 
 def _map(G, z, psi, cutoff, class_index, device):
@@ -111,39 +75,24 @@ def _map(G, z, psi, cutoff, class_index, device):
         return G.mapping(z.to(device), c, truncation_psi=psi, truncation_cutoff=_cutoff(cutoff)).float().cpu()
 
 
-def _seed_generator(seed: int, device) -> torch.Generator:
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed))
-    return gen
-
-
-def synthesize_latent(G, latent, *, noise_mode="const", seed=0, batch_size=4, device=None,
-                      progress=None, check_interrupt=None) -> torch.Tensor:
-    """W+ latents -> IMAGE ``[N, H, W, 3]`` in [0, 1] (``(x + 1) / 2`` clamped, as the reference saves images).
-
-    ``random`` noise is drawn per image from ``seed + index``, so the pixels do not depend on ``batch_size``."""
+def synthesize_latent(G, latent, *, noise_mode="const", seed=0, batch_size=4, progress=None,
+                      check_interrupt=None) -> torch.Tensor:
+    """W+ latents -> IMAGE ``[N, H, W, 3]`` in [0, 1] (``(x + 1) / 2`` clamped, as the reference saves images),
+    on the generator's device. Grid cells listed as blank stay black and are not rendered. ``random`` noise is
+    drawn per image from ``seed + index`` (the engine's rule), so the pixels do not depend on ``batch_size``."""
     ws = latent["ws"]
     n = ws.shape[0]
-    device = device or ws.device
     blank = set((latent.get("grid") or {}).get("blank") or [])
     todo = [i for i in range(n) if i not in blank]
     out = torch.zeros(n, G.img_resolution, G.img_resolution, 3)
-    step = 1 if noise_mode == "random" else max(1, int(batch_size))
-    done = 0
-    with torch.inference_mode():
-        for s in range(0, len(todo), step):
-            if check_interrupt:
-                check_interrupt()
-            idx = todo[s:s + step]
-            chunk = ws[idx].to(device)
-            if noise_mode == "random":
-                img = G.synthesis(chunk, noise_mode="random", generator=_seed_generator(seed + idx[0], device))
-            else:
-                img = G.synthesis(chunk, noise_mode=noise_mode)
-            out[idx] = gan_image.gan_to_image(gan_image.convert_channels(img.float()[:, :3], 3)).cpu()
-            done += len(idx)
+    if todo:
+        def report(done, total):
             if progress:
                 progress(done + len(blank), n)
+
+        img = sg.synthesize(G, ws[todo], noise_mode=noise_mode, seed=seed, batch_size=batch_size,
+                            progress=report, check_interrupt=check_interrupt)
+        out[todo] = gan_image.gan_to_image(gan_image.convert_channels(img[:, :3], 3))
     return out
 
 
@@ -251,7 +200,7 @@ class StyleGANLatent:
         }}
 
     def make(self, stylegan, seeds, truncation_psi, truncation_cutoff, class_index):
-        seed_list = parse_seeds(seeds)
+        seed_list = sg.parse_seeds(seeds)
         z = sg.seeds_to_z(seed_list, stylegan.z_dim)
         z = torch.as_tensor(z, dtype=torch.float32)
         device = prepare_device(stylegan)
@@ -354,10 +303,10 @@ class Synthesize:
     def synthesize(self, stylegan, latent, noise_mode, seed, batch_size):
         check_latent(stylegan, latent)
         n = latent["ws"].shape[0]
-        device = prepare_device(stylegan, working_bytes=batch_size * 64 * stylegan.img_resolution ** 2 * 4)
+        prepare_device(stylegan, working_bytes=batch_size * 64 * stylegan.img_resolution ** 2 * 4)
         try:
             images = synthesize_latent(stylegan, latent, noise_mode=noise_mode, seed=seed, batch_size=batch_size,
-                                       device=device, progress=Progress(n), check_interrupt=Progress.check_interrupt)
+                                       progress=Progress(n), check_interrupt=Progress.check_interrupt)
         finally:
             release(stylegan)
         return (images,)
@@ -477,7 +426,7 @@ class ProjectImage:
                 ws = result.ws.detach().float().cpu()
                 ws_out.append(ws.reshape(1, stylegan.num_ws, stylegan.w_dim) if ws.ndim != 3 else ws)
             latent = make_latent(torch.cat(ws_out), labels=[f"projected {i}" for i in range(n)])
-            images = synthesize_latent(stylegan, latent, noise_mode="const", device=device)
+            images = synthesize_latent(stylegan, latent, noise_mode="const")
         finally:
             release(stylegan)
         return (latent, images)
@@ -518,7 +467,7 @@ class Generate:
 class ConvertStyleGAN:
     DESCRIPTION = ("Writes a StyleGAN file (official pickle, rosinality .pt, state dict) as the pack's "
                    ".safetensors in ComfyUI/models/stylegan: weights and config only, no code, the same pixels. "
-                   "Share that file instead of the pickle. Command line: python -m models.stylegan.convert.")
+                   "Share that file instead of the pickle. Command line: scripts/convert_stylegan.py.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("path",)
