@@ -111,7 +111,10 @@ def load_model(model_name: str):
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    G = sg.load_stylegan(path, device="cpu")
+    # ComfyUI runs nodes under torch.inference_mode(); tensors made there could never take part in autograd,
+    # which Project Image needs, so the cached model is built outside it
+    with torch.inference_mode(False):
+        G = sg.load_stylegan(path, device="cpu")
     G.eval()
     for p in G.parameters():
         p.requires_grad_(False)
@@ -420,9 +423,12 @@ class ProjectImage:
         try:
             for i in range(n):
                 Progress.check_interrupt()
-                result = sg.project_image(stylegan, x[i:i + 1].to(device), steps=steps, seed=seed,
-                                          progress=lambda done, total, *a, i=i: bar(i * steps + done, steps * n),
-                                          check_interrupt=Progress.check_interrupt)
+                # optimisation needs autograd, which ComfyUI's inference mode switches off around every node
+                with torch.inference_mode(False), torch.enable_grad():
+                    target = x[i:i + 1].clone().to(device)
+                    result = sg.project_image(stylegan, target, steps=steps, seed=seed,
+                                              progress=lambda done, total, *a, i=i: bar(i * steps + done, steps * n),
+                                              check_interrupt=Progress.check_interrupt)
                 ws = result.ws.detach().float().cpu()
                 ws_out.append(ws.reshape(1, stylegan.num_ws, stylegan.w_dim) if ws.ndim != 3 else ws)
             latent = make_latent(torch.cat(ws_out), labels=[f"projected {i}" for i in range(n)])
