@@ -155,7 +155,7 @@ class LoadStyleGAN:
     DESCRIPTION = ("Loads a StyleGAN2-ADA or StyleGAN3 (-T/-R) generator from ComfyUI/models/stylegan: official "
                    "network pickles (read safely: nothing stored in the file is executed; a pickle that asks for "
                    "anything else is refused), rosinality .pt files, bare state dicts, or the pack's .safetensors. "
-                   "The pack's bundled 64x64 shapes model works with no download.")
+                   "The pack's bundled 64x64 islands model works with no download.")
     CATEGORY = CATEGORY
     RETURN_TYPES = (MODEL,)
     RETURN_NAMES = ("stylegan",)

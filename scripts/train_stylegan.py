@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
-"""Recipe of the bundled StyleGAN2 (``models/bundled/stylegan/gan_pack_shapes64.safetensors``).
+"""Recipe of the bundled StyleGAN2 (``models/bundled/stylegan/gan_pack_islands64.safetensors``).
 
 The bundled model exists so the style-mixing workflow runs with no download and shows what style mixing does:
-the coarse layers decide the layout (shape, position, size, rotation), the fine layers decide colour and
-texture. Adversarial training of a StyleGAN on two CPU cores collapses or takes hours, so this recipe trains the
+the coarse layers decide the layout (where the islands are and their shapes), the fine layers decide the
+colours. Adversarial training of a StyleGAN on two CPU cores collapses or takes hours, so this recipe trains the
 generator by *disentangled regression* against a procedural renderer instead:
 
-* every latent ``z`` maps deterministically to a parameter vector: ``u_i = Phi(zn_i)`` for a few dedicated
-  dimensions of the normalised ``zn = z / rms(z)`` (the mapping network normalises ``z`` the same way, so the
-  parameters are a function of what the network sees). Coarse parameters: shape (diamond <-> ellipse <-> rounded square), aspect
-  ratio, rotation, position, size. Fine parameters: foreground hue/brightness, background hue/brightness,
-  stripe strength and angle. The remaining ``z`` dimensions are ignored.
-* :func:`render` draws the image of a parameter vector (anti-aliased superellipse with optional stripes on a
-  plain background, 64x64).
+* every latent ``z`` maps deterministically to a parameter vector, read from the first dimensions of the
+  normalised ``zn = z / rms(z)`` (the mapping network normalises ``z`` the same way, so the parameters are a
+  function of what the network sees). Coarse parameters: 16 values forming a 4x4 height field (the layout).
+  Fine parameters (through the normal CDF, in (0, 1)): island hue and brightness, background hue and
+  brightness. The remaining ``z`` dimensions are ignored.
+* :func:`render` draws the image of a parameter vector: the height field bicubically upsampled to 64x64 and
+  softly thresholded into islands; coloured islands on a coloured background.
 * the reference StyleGAN2 architecture (this pack's ``StyleGAN2Generator``: mapping + synthesis) is trained
   with an L1 loss at 64, 32 and 16 pixels. Half of every batch is *style-mixed*: two latents, the ws of the
   first below the crossover layer ``k`` (the pack's ``coarse`` preset) and of the second from ``k`` on; the
@@ -23,7 +23,7 @@ generator by *disentangled regression* against a procedural renderer instead:
 
 Deterministic from ``--seed`` on one machine (fixed steps, seeded generators, 2 threads)::
 
-    python scripts/train_stylegan.py --out models/bundled/stylegan/gan_pack_shapes64.safetensors
+    python scripts/train_stylegan.py --out models/bundled/stylegan/gan_pack_islands64.safetensors
 """
 from __future__ import annotations
 
@@ -43,9 +43,11 @@ RES = 64
 Z_DIM = 64
 W_DIM = 64
 
-# z dimensions that carry the parameters (everything else is ignored)
-COARSE = ("shape", "aspect", "angle", "cx", "cy", "size")
-FINE = ("fg_hue", "fg_val", "bg_hue", "bg_val", "stripes", "stripe_angle")
+# z dimensions that carry the parameters (everything else is ignored): a 4x4 layout field (coarse) and the
+# colours (fine)
+LAYOUT = 4
+COARSE = tuple(f"layout{i}" for i in range(LAYOUT * LAYOUT))
+FINE = ("fg_hue", "fg_val", "bg_hue", "bg_val")
 PARAMS = COARSE + FINE
 
 GENERATOR_KWARGS = {
@@ -57,10 +59,11 @@ GENERATOR_KWARGS = {
 
 # ------------------------------------------------------------------------------------------- parameters
 def z_to_params(z: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """``[N, z_dim]`` -> ``{name: [N] in (0, 1)}`` (normal CDF of the normalised latent's first dimensions)."""
+    """``[N, z_dim]`` -> ``{name: [N]}``: the normalised latent's first dimensions; layout values stay Gaussian,
+    colour values go through the normal CDF to (0, 1)."""
     zn = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)
-    u = 0.5 * (1 + torch.erf(zn[:, : len(PARAMS)] / math.sqrt(2)))
-    return {name: u[:, i] for i, name in enumerate(PARAMS)}
+    u = 0.5 * (1 + torch.erf(zn / math.sqrt(2)))
+    return {name: (zn if name in COARSE else u)[:, i] for i, name in enumerate(PARAMS)}
 
 
 def _hsv(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -70,32 +73,15 @@ def _hsv(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def render(coarse: Dict[str, torch.Tensor], fine: Dict[str, torch.Tensor], res: int = RES) -> torch.Tensor:
-    """Procedural image ``[N, 3, res, res]`` in [-1, 1] of coarse (layout) and fine (colour/texture) params."""
-    n = coarse["shape"].shape[0]
-    dev = coarse["shape"].device
-    t = (torch.arange(res, device=dev, dtype=torch.float32) + 0.5) / res
-    yy, xx = torch.meshgrid(t, t, indexing="ij")
-    xx, yy = xx[None], yy[None]
-    cx = 0.3 + 0.4 * coarse["cx"][:, None, None]
-    cy = 0.3 + 0.4 * coarse["cy"][:, None, None]
-    size = 0.13 + 0.14 * coarse["size"][:, None, None]
-    aspect = 0.6 + 0.8 * coarse["aspect"][:, None, None]
-    angle = (math.pi / 2) * coarse["angle"][:, None, None]
-    power = 2.0 ** (3.3 * coarse["shape"][:, None, None])  # 1 = diamond, 2 = ellipse, ~10 = rounded rectangle
-    dx, dy = xx - cx, yy - cy
-    u = (dx * torch.cos(angle) + dy * torch.sin(angle)) / (size * aspect.sqrt())
-    v = (-dx * torch.sin(angle) + dy * torch.cos(angle)) / (size / aspect.sqrt())
-    radius = (u.abs().clamp_min(1e-6) ** power + v.abs().clamp_min(1e-6) ** power) ** (1.0 / power)
-    # signed distance in pixels (approximately), anti-aliased over ~1.5 px
-    dist = (radius - 1.0) * size * res
-    mask = torch.sigmoid(-dist / 0.75)[:, None]
+    """Procedural image ``[N, 3, res, res]`` in [-1, 1]: the coarse params form a 4x4 height field, smoothly
+    (bicubic) upsampled and softly thresholded into islands (the layout); the fine params colour the islands and
+    the background."""
+    field = torch.stack([coarse[k] for k in COARSE], dim=1).reshape(-1, 1, LAYOUT, LAYOUT)
+    height = F.interpolate(field, size=(res, res), mode="bicubic", align_corners=False)
+    mask = torch.sigmoid(6.0 * (height - 0.25))
     fg = _hsv(fine["fg_hue"], torch.full_like(fine["fg_hue"], 0.85), 0.55 + 0.45 * fine["fg_val"])
-    bg = _hsv(fine["bg_hue"], torch.full_like(fine["bg_hue"], 0.35), 0.1 + 0.5 * fine["bg_val"])
-    sa = math.pi * fine["stripe_angle"][:, None, None]
-    phase = 2 * math.pi * (xx * torch.cos(sa) + yy * torch.sin(sa)) * res / 8.0  # 8-pixel stripes
-    strength = (fine["stripes"][:, None, None] - 0.4).clamp(0, 0.6) / 0.6  # 40 % plain, then stronger stripes
-    shade = 1 - 0.6 * strength * (0.5 + 0.5 * torch.sin(phase))
-    img = mask * fg[:, :, None, None] * shade[:, None] + (1 - mask) * bg[:, :, None, None]
+    bg = _hsv(fine["bg_hue"], torch.full_like(fine["bg_hue"], 0.4), 0.1 + 0.5 * fine["bg_val"])
+    img = mask * fg[:, :, None, None] + (1 - mask) * bg[:, :, None, None]
     return img * 2 - 1
 
 
@@ -147,7 +133,7 @@ def _noise_parameters(G):
     return [p for n, p in G.named_parameters() if n.endswith("noise_strength")]
 
 
-def train(G, *, steps: int, seed: int, batch: int = 8, lr: float = 0.004, mapping_lr_mult: float = 100.0,
+def train(G, *, steps: int, seed: int, batch: int = 8, lr: float = 0.008, mapping_lr_mult: float = 100.0,
           mix_prob: float = 0.5, log_every: int = 50, log=print):
     """Disentangled regression (see the module docstring). Returns a list of (step, loss) records."""
     k = coarse_boundary(G.num_ws)
@@ -220,8 +206,8 @@ def evaluate(G, seed: int, n: int = 64) -> Dict[str, float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(REPO / "models" / "bundled" / "stylegan" / "gan_pack_shapes64.safetensors"))
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--out", default=str(REPO / "models" / "bundled" / "stylegan" / "gan_pack_islands64.safetensors"))
+    ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)

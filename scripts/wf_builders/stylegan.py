@@ -1,7 +1,7 @@
 """Workflows of the StyleGAN nodes: style-mixing grid, latent-walk animation, StyleGAN -> diffusion refine."""
 from scripts.build_workflows import Workflow
 
-BUNDLED = "gan_pack_shapes64.safetensors"
+BUNDLED = "gan_pack_islands64.safetensors"
 DIFFUSION_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 
 
@@ -9,8 +9,9 @@ def style_mixing(info) -> Workflow:
     wf = Workflow(info)
     wf.note("Style mixing grid (like the StyleGAN paper's figure): the top row shows the column seeds, the left "
             "column the row seeds; every other cell is the row's latent with the column's COARSE layers copied in.\n"
-            "With the bundled shapes model the coarse layers carry the layout (shape, position, size, rotation) "
-            "and the fine layers the colours and stripes: each cell has its column's layout in its row's colours. "
+            "With the bundled islands model the coarse layers carry the layout (where the islands are, their "
+            "shapes) and the fine layers the colours: each cell has its column's layout in its row's "
+            "colours. "
             "Set layers to 'fine' to swap the roles. Put your own StyleGAN2/3 pickle or .safetensors in "
             "ComfyUI/models/stylegan and pick it in Load StyleGAN.")
     model = wf.add("GANPackLoadStyleGAN", model_name=BUNDLED)
@@ -53,7 +54,7 @@ def to_diffusion(info) -> Workflow:
     up = wf.add("ImageScale", image=gen[0], upscale_method="bilinear", width=512, height=512, crop="disabled")
     ckpt = wf.add("CheckpointLoaderSimple", ckpt_name=DIFFUSION_CHECKPOINT)
     pos = wf.add("CLIPTextEncode", title="Positive prompt", clip=ckpt[1],
-                 text="a glossy striped ceramic tile on a plain backdrop, studio photo, detailed")
+                 text="aerial photo of islands in a calm sea, detailed coastline, high quality")
     neg = wf.add("CLIPTextEncode", title="Negative prompt", clip=ckpt[1], text="blurry, lowres, text, watermark")
     enc = wf.add("VAEEncode", pixels=up[0], vae=ckpt[2])
     samp = wf.add("KSampler", model=ckpt[0], seed=0, steps=20, cfg=6.0, sampler_name="euler", scheduler="normal",
