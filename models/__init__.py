@@ -29,6 +29,9 @@ _API = {
     "translate": ".translator",
     "save_translator": ".translator",
     "TranslatorLoadError": ".translator",
+    "ResnetGenerator": ".translator",
+    "UnetGenerator": ".translator",
+    "install_spandrel": ".translator.spandrel_arch",
     # StyleGAN2-ADA / StyleGAN3
     "StyleGAN": ".stylegan",
     "load_stylegan": ".stylegan",
@@ -44,16 +47,29 @@ _API = {
     "layer_presets": ".stylegan",
     "class_to_c": ".stylegan",
     "build_stylegan": ".stylegan",
+    "describe_stylegan": ".stylegan",
     "seeds_to_ws": ".stylegan",
     "synthesize": ".stylegan",
+
+    "StyleGAN3Generator": ".stylegan.sg3",
+    "infer_sg3_config": ".stylegan.sg3",
     # keyframe stylisation and frame sequences
     "train_from_keyframes": ".keyframe",
     "flicker": ".temporal",
+    "temporal_blend": ".temporal",
+    "make_demo_shot": ".shots",
     "load_image_sequence": ".sequence",
     "save_image_sequence": ".sequence",
+    "list_image_sequence": ".sequence",
+    "existing_frames": ".sequence",
+    "SequenceError": ".sequence",
     # artistic style transfer
     "load_style_network": ".style",
+    "load_adain": ".style",
     "style_transfer": ".style",
+    "required_files": ".style",
+    "missing_files": ".style",
+    "StyleNetworkLoadError": ".style",
 }
 
 __all__ = sorted(_API)

@@ -270,6 +270,8 @@ class ComfyServer(ComfyClient):
     def output_files(self, entry: Dict[str, Any]) -> List[Path]:
         paths = []
         for img in output_images(entry):
-            base = {"output": self.output_dir, "temp": self.workdir / "temp", "input": self.input_dir}[img["type"]]
+            # ComfyUI puts its temp files (PreviewImage) in <--temp-directory>/temp
+            base = {"output": self.output_dir, "temp": self.workdir / "temp" / "temp",
+                    "input": self.input_dir}[img["type"]]
             paths.append(base / img.get("subfolder", "") / img["filename"])
         return paths

@@ -20,14 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from models.stylegan import StyleGANLoadError, load_stylegan, save_stylegan  # noqa: E402
-
-
-def describe(G) -> str:
-    n_params = sum(p.numel() for p in G.parameters())
-    return (f"{G.family} generator: {G.img_resolution}x{G.img_resolution}x{G.img_channels}, z_dim={G.z_dim}, "
-            f"w_dim={G.w_dim}, c_dim={G.c_dim} ({'conditional' if G.c_dim else 'unconditional'}), "
-            f"num_ws={G.num_ws}, {n_params / 1e6:.2f}M parameters")
+from models.stylegan import StyleGANLoadError, describe_stylegan, load_stylegan, save_stylegan  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -55,7 +48,7 @@ def main(argv=None) -> int:
     except (StyleGANLoadError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"found: {describe(G)}")
+    print(f"found: {describe_stylegan(G)}")
     print(f"config: {json.dumps(G.config())}")
     save_stylegan(G, dst)
     print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - t0:.1f} s")

@@ -127,13 +127,25 @@ def _resolve_network(method: str, network, decoder) -> Union[VGG19Features, AdaI
 def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0,
                  consistency: bool = False, batch_size: int = 4, progress: Progress = None,
                  check_interrupt: Interrupt = None) -> torch.Tensor:
-    """AdaIN on NCHW [0, 1] frames (style batch 1 = shared, or one per frame); returns NCHW [0, 1]."""
-    x, hw = _pad_to(content, 8)
-    n = x.shape[0]
+    """AdaIN on NCHW [0, 1] frames (style batch 1 = shared, or one per frame); returns NCHW [0, 1].
+
+    Frames stay where ``content`` is (e.g. CPU memory) and go to the network's device ``batch_size`` at a
+    time, so device memory is bounded by one chunk whatever the sequence length; the result is written
+    into one preallocated tensor on ``content``'s device."""
+    dev = next(pair.parameters()).device
+    n = content.shape[0]
+    h, w = content.shape[-2:]
+
+    def frames(i: int) -> torch.Tensor:
+        return _pad_to(content[i:i + batch_size].to(dev), 8)[0]
+
+    def style_frame(j: int) -> torch.Tensor:
+        return _pad_to(style[j:j + 1].to(dev), 8)[0]
+
     with torch.no_grad():
         if style.shape[0] == 1 or consistency:
             # style statistics once: pooled over all style images when several are given with consistency
-            fs = torch.cat([pair.encode(_pad_to(style[i:i + 1], 8)[0]) for i in range(style.shape[0])], 0)
+            fs = torch.cat([pair.encode(style_frame(j)) for j in range(style.shape[0])], 0)
             s_mean = fs.mean(dim=(0, 2, 3), keepdim=True)
             s_std = (fs.var(dim=(0, 2, 3), keepdim=True) + 1e-5).sqrt()
             shared = (s_mean, s_std)
@@ -143,48 +155,58 @@ def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha:
         if consistency:
             total, total_sq, count = 0.0, 0.0, 0
             for i in range(0, n, batch_size):
-                f = pair.encode(x[i:i + batch_size]).double()
+                f = pair.encode(frames(i)).double()
                 total = total + f.sum(dim=(0, 2, 3), keepdim=True)
                 total_sq = total_sq + f.pow(2).sum(dim=(0, 2, 3), keepdim=True)
                 count += f.shape[0] * f.shape[2] * f.shape[3]
+                if check_interrupt is not None:
+                    check_interrupt()
             mean = total / count
             var = (total_sq - count * mean.pow(2)) / max(count - 1, 1)
             c_stats = (mean.float(), (var.clamp_min(0) + 1e-5).sqrt().float())
-        outs = []
+        out: Optional[torch.Tensor] = None
         for i in range(0, n, batch_size):
-            chunk = x[i:i + batch_size]
+            chunk = frames(i)
             fc = pair.encode(chunk)
             if shared is not None:
                 s_mean, s_std = shared
             else:
-                s_mean, s_std = pair.style_stats(torch.cat([_pad_to(_style_for(style, j), 8)[0]
-                                                            for j in range(i, i + chunk.shape[0])], 0))
+                s_mean, s_std = pair.style_stats(torch.cat([style_frame(j) for j in range(i, i + chunk.shape[0])], 0))
             t = pair.stylize_features(fc, s_mean, s_std, alpha, c_stats)
-            outs.append(pair.decoder(t)[..., : hw[0], : hw[1]])
-            done = min(i + batch_size, n)
+            y = pair.decoder(t)[..., :h, :w].float()
+            if out is None:
+                out = torch.empty((n, y.shape[1], h, w), dtype=torch.float32, device=content.device)
+            out[i:i + chunk.shape[0]] = y.to(content.device)
             if progress is not None:
-                progress(done, n, None)
+                progress(min(i + batch_size, n), n, None)
             if check_interrupt is not None:
                 check_interrupt()
-    return torch.cat(outs, 0)
+    return out
 
 
 def fast_frames(net: TransformerNet, content: torch.Tensor, consistency: bool = False, stat_frames: int = 4,
                 batch_size: int = 4, progress: Progress = None, check_interrupt: Interrupt = None) -> torch.Tensor:
     """TransformerNet on NCHW [0, 1] frames; with ``consistency`` the instance-norm statistics are pooled over
-    up to ``stat_frames`` evenly spaced frames and shared by all frames."""
-    x, hw = _pad_to(content, 4)
-    n = x.shape[0]
+    up to ``stat_frames`` evenly spaced frames and shared by all frames. Frames move to the network's device
+    ``batch_size`` at a time; the result is preallocated on ``content``'s device."""
+    dev = next(net.parameters()).device
+    n = content.shape[0]
+    h, w = content.shape[-2:]
     with torch.no_grad():
-        stats = net.norm_stats(x[_sample_indices(n, stat_frames)]) if consistency else None
-        outs = []
+        stats = None
+        if consistency:
+            stats = net.norm_stats(_pad_to(content[_sample_indices(n, stat_frames)].to(dev), 4)[0])
+        out: Optional[torch.Tensor] = None
         for i in range(0, n, batch_size):
-            outs.append(net(x[i:i + batch_size], stats)[..., : hw[0], : hw[1]])
+            y = net(_pad_to(content[i:i + batch_size].to(dev), 4)[0], stats)[..., :h, :w].float()
+            if out is None:
+                out = torch.empty((n, y.shape[1], h, w), dtype=torch.float32, device=content.device)
+            out[i:i + y.shape[0]] = y.to(content.device)
             if progress is not None:
                 progress(min(i + batch_size, n), n, None)
             if check_interrupt is not None:
                 check_interrupt()
-    return torch.cat(outs, 0)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- entry point
@@ -235,12 +257,10 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
     if method != "gatys":
         net = prepared(net, dev, autograd=False)
     n, _, H, W = c.shape
-    c = c.to(dev)
+    # frames stay on the content's device; each method moves one frame / chunk at a time to ``dev``
     work = resize_long_side(c, int(size)) if size and int(size) != max(H, W) else c
-    if s is not None:
-        s = s.to(dev)
-        if mode == "histogram":
-            s = match_color(s, work)
+    if s is not None and mode == "histogram":
+        s = match_color(s, work)
 
     if method == "gatys":
         opts = options or GatysOptions()
@@ -258,9 +278,9 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
         for i in range(n):
             if check_interrupt is not None:
                 check_interrupt()
-            outs.append(gatys_transfer(work[i:i + 1], _style_for(s, i), net_dev, iterations=iterations, options=opts,
-                                       seed=seed + i, progress=progress, check_interrupt=check_interrupt,
-                                       step_offset=i * per_frame, total_steps=n * per_frame))
+            outs.append(gatys_transfer(work[i:i + 1].to(dev), _style_for(s, i).to(dev), net_dev, iterations=iterations,
+                                       options=opts, seed=seed + i, progress=progress, check_interrupt=check_interrupt,
+                                       step_offset=i * per_frame, total_steps=n * per_frame).to(c.device))
         out = torch.cat(outs, 0)
     elif method == "adain":
         a = float(strength if alpha is None else alpha)

@@ -16,11 +16,12 @@ from .latents import (class_to_c, interpolate_latents, layer_presets, parse_laye
                       style_mix)
 from .generate import seeds_to_ws, synthesize
 from .projection import ProjectionResult, project_image, ssim
-from .loading import StyleGANLoadError, build_stylegan, load_stylegan, save_stylegan
+from .loading import StyleGANLoadError, build_stylegan, describe_stylegan, load_stylegan, save_stylegan
 from .safe_pickle import UnsafePickleError
 from .sg2 import StyleGAN2Generator, infer_sg2_config
 
 __all__ = ["StyleGAN", "StyleGAN2Generator", "infer_sg2_config", "StyleGANLoadError", "UnsafePickleError",
-           "load_stylegan", "save_stylegan", "build_stylegan", "seeds_to_z", "parse_seeds", "parse_layers",
+           "load_stylegan", "save_stylegan", "build_stylegan", "describe_stylegan", "seeds_to_z", "parse_seeds",
+           "parse_layers",
            "layer_presets", "style_mix", "interpolate_latents", "slerp", "class_to_c", "project_image",
            "ProjectionResult", "ssim", "seeds_to_ws", "synthesize"]

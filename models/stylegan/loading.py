@@ -28,7 +28,7 @@ from .base import StyleGAN
 from .safe_pickle import PersistentRecord, UnsafePickleError, safe_load_pickle
 from .sg2 import StyleGAN2Generator, infer_sg2_config
 
-__all__ = ["StyleGANLoadError", "load_stylegan", "save_stylegan", "build_stylegan", "FORMAT_NAME"]
+__all__ = ["StyleGANLoadError", "load_stylegan", "save_stylegan", "build_stylegan", "describe_stylegan", "FORMAT_NAME"]
 
 FORMAT_NAME = "gan-pack-stylegan"
 FORMAT_VERSION = 1
@@ -387,6 +387,14 @@ def load_stylegan(path_or_state_dict: Union[str, os.PathLike, Mapping[str, Any]]
     if device is not None:
         G = G.to(device)
     return G.eval()
+
+
+def describe_stylegan(G: StyleGAN) -> str:
+    """One line for logs and UIs: family, resolution, dims, conditioning, num_ws, parameter count."""
+    n_params = sum(p.numel() for p in G.parameters())
+    return (f"{G.family} generator: {G.img_resolution}x{G.img_resolution}x{G.img_channels}, z_dim={G.z_dim}, "
+            f"w_dim={G.w_dim}, c_dim={G.c_dim} ({'conditional' if G.c_dim else 'unconditional'}), "
+            f"num_ws={G.num_ws}, {n_params / 1e6:.2f}M parameters")
 
 
 def save_stylegan(G: StyleGAN, path: Union[str, os.PathLike], *, metadata: Optional[Mapping[str, str]] = None) -> Path:

@@ -14,6 +14,8 @@ MAKE_TAESD = r"""
 import sys, torch
 sys.argv = [sys.argv[0], '--cpu']
 sys.path.insert(0, {comfy!r})
+import comfy.options
+comfy.options.enable_args_parsing()  # else ComfyUI ignores --cpu and probes for CUDA
 from comfy.taesd.taesd import Encoder, Decoder
 import comfy.utils
 torch.manual_seed(0)

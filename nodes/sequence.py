@@ -1,0 +1,146 @@
+"""Frame-sequence nodes for shots (engine: ``models.sequence``): numbered frames in, numbered frames out."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import folder_paths
+
+from ..models import sequence as seq
+from .common import Progress
+
+CATEGORY = "GAN/Shots"
+FRAMES = "GAN_FRAME_NUMBERS"
+OPEN = -1  # first/last frame value meaning "from the start" / "to the end"
+
+
+def input_folder(folder: str) -> str:
+    """A frame folder: absolute, or relative to ComfyUI's input directory (clear error when missing)."""
+    folder = (folder or "").strip()
+    root = folder_paths.get_input_directory()
+    path = folder if os.path.isabs(folder) else os.path.join(root, folder)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"frame folder '{folder}' not found (looked in {path}). Put the frames in a folder "
+                                f"under ComfyUI's input directory ({root}) or give an absolute path.")
+    return path
+
+
+def output_folder(folder: str) -> str:
+    """A subfolder of ComfyUI's output directory (never outside it)."""
+    root = os.path.abspath(folder_paths.get_output_directory())
+    target = os.path.abspath(os.path.join(root, (folder or "").strip()))
+    if os.path.commonpath([target, root]) != root:
+        raise ValueError(f"folder '{folder}' is outside ComfyUI's output directory ({root}); give a subfolder")
+    return target
+
+
+def _range(first_frame: int, last_frame: int):
+    return (None if first_frame < 0 else first_frame), (None if last_frame < 0 else last_frame)
+
+
+class LoadImageSequence:
+    DESCRIPTION = ("Loads numbered frames (8/16-bit PNG, JPEG, TIFF) from a folder as one IMAGE batch, in frame "
+                   "order, with their frame numbers so Save Image Sequence keeps the shot's numbering. 16-bit "
+                   "files keep their full precision. For long shots load a range (first/last frame) at a time: "
+                   "the headless renderer (scripts/render.py) does that chunk by chunk so memory stays flat.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", FRAMES, "INT")
+    RETURN_NAMES = ("images", "frame_numbers", "count")
+    OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch (all frames must share one size).",
+                       "The frames' numbers, parsed from the file names (connect to Save Image Sequence).",
+                       "How many frames were loaded.")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "folder": ("STRING", {"default": "gan_pack_shot", "tooltip":
+                       "Folder under ComfyUI's input directory (or an absolute path) holding the frames."}),
+            "pattern": ("STRING", {"default": "*.png", "tooltip":
+                        "Which files: a glob (*.png, shot_*.tif: the frame number is the last number in the name) "
+                        "or a printf/hash pattern (frame_%04d.png, frame_####.png)."}),
+            "first_frame": ("INT", {"default": OPEN, "min": OPEN, "max": 10_000_000, "tooltip":
+                            "First frame number to load; -1 = from the first frame found."}),
+            "last_frame": ("INT", {"default": OPEN, "min": OPEN, "max": 10_000_000, "tooltip":
+                           "Last frame number to load (inclusive); -1 = to the last frame found."}),
+            "step": ("INT", {"default": 1, "min": 1, "max": 1000, "tooltip":
+                     "Load every Nth frame of the range (counting the frames present)."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, folder, pattern, first_frame, last_frame, step):
+        try:
+            first, last = _range(first_frame, last_frame)
+            frames = seq.list_image_sequence(input_folder(folder), pattern or None, first, last, step)
+        except Exception as e:  # load() reports it
+            return f"error: {e}"
+        h = hashlib.sha256()
+        for n, p in frames:
+            st = os.stat(p)
+            h.update(f"{n}:{p}:{st.st_mtime_ns}:{st.st_size};".encode())
+        return h.hexdigest()
+
+    def load(self, folder, pattern, first_frame, last_frame, step):
+        first, last = _range(first_frame, last_frame)
+        path = input_folder(folder)
+        count = len(seq.list_image_sequence(path, pattern or None, first, last, step))
+        progress = Progress(count)
+        images, numbers = seq.load_image_sequence(path, pattern or None, first, last, step, progress=progress,
+                                                  check_interrupt=Progress.check_interrupt)
+        return (images, list(numbers), len(numbers))
+
+
+class SaveImageSequence:
+    DESCRIPTION = ("Saves an IMAGE batch as numbered frames (8- or 16-bit PNG; JPEG/TIFF by the pattern's "
+                   "extension) in a subfolder of ComfyUI's output directory, keeping the source frame numbers when "
+                   "connected. Each file is written atomically, so an interrupted render never leaves a half-written "
+                   "frame; with skip existing a re-run resumes where it stopped. Shows the frames as previews.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": ("IMAGE", {"tooltip": "Frames to save (any IMAGE batch)."}),
+            "folder": ("STRING", {"default": "gan_pack/shot", "tooltip":
+                       "Subfolder of ComfyUI's output directory for the frames."}),
+            "pattern": ("STRING", {"default": "frame_%04d.png", "tooltip":
+                        "File name with a frame-number field: frame_%04d.png or frame_####.png. The extension picks "
+                        "the format (.png, .jpg, .tif)."}),
+            "bit_depth": (["8", "16"], {"default": "8", "tooltip":
+                          "Bits per channel. 16 (PNG only) keeps gradients free of banding for grading."}),
+            "skip_existing": ("BOOLEAN", {"default": False, "tooltip":
+                              "Keep frames whose file already exists (resume a render) instead of overwriting them."}),
+            "start_number": ("INT", {"default": 1, "min": 0, "max": 10_000_000, "tooltip":
+                             "Number of the first frame when no frame numbers are connected."}),
+        }, "optional": {
+            "frame_numbers": (FRAMES, {"tooltip":
+                              "Frame numbers from Load Image Sequence, to keep the shot's numbering."}),
+        }}
+
+    def save(self, images, folder, pattern, bit_depth, skip_existing, start_number, frame_numbers=None):
+        out_root = os.path.abspath(folder_paths.get_output_directory())
+        target = output_folder(folder)
+        if frame_numbers is not None and len(frame_numbers) != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {len(frame_numbers)} frame numbers: connect the frame "
+                             f"numbers of the sequence these images came from, or leave the input empty")
+        progress = Progress(images.shape[0])
+        paths = seq.save_image_sequence(images, target, pattern=pattern, frame_numbers=frame_numbers,
+                                        bit_depth=int(bit_depth), skip_existing=skip_existing, progress=progress,
+                                        start=start_number, check_interrupt=Progress.check_interrupt)
+        sub = os.path.relpath(target, out_root)
+        sub = "" if sub == "." else sub
+        ui = [{"filename": p.name, "subfolder": sub, "type": "output"} for p in paths]
+        return {"ui": {"images": ui}}
+
+
+NODE_CLASS_MAPPINGS = {
+    "GANPackLoadImageSequence": LoadImageSequence,
+    "GANPackSaveImageSequence": SaveImageSequence,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "GANPackLoadImageSequence": "Load Image Sequence (GAN)",
+    "GANPackSaveImageSequence": "Save Image Sequence (GAN)",
+}
