@@ -127,5 +127,8 @@ PRECISIONS = ["auto", "float32", "bfloat16", "float16"]
 
 def precision_input():
     return (PRECISIONS, {"default": "auto", "tooltip":
-            "Compute precision. auto: float32 on CPU (exact), bfloat16/float16 autocast on GPUs that run it fast. "
-            "float32 is bit-for-bit reproducible on one device; half precisions are within 2/255 on the tested models."})
+            "Compute precision. auto: float32 on CPU (on CPUs without AMX bfloat16 is at most about 2x faster, and "
+            "many models fall back to float32 anyway); on GPUs bfloat16 or float16 where the GPU runs it fast. "
+            "bfloat16/float16 are used only when this model's output stays within 1/255 of float32 on calibration "
+            "frames (checked once per model), otherwise it runs float32, so results stay within 2/255 of float32. "
+            "float32 is bit-for-bit reproducible on one device."})

@@ -259,7 +259,9 @@ def test_tiles_batches_reference_mode_and_progress(comfy_server):
     assert_close_8bit(_saved(comfy_server, entry, "eval_after_ref"), eval_out, 1, "eval after reference mode")
     bf16 = _saved(comfy_server, entry, "bf16").astype(int)
     err = np.abs(bf16 - whole)
-    assert 0 < err.mean() < 2.0, f"bfloat16 vs float32: mean {err.mean():.2f}/255"
+    # a bfloat16 request is honoured only where the model stays within 1/255 of float32 on calibration frames
+    # (the bundled CycleGAN does not, so it runs float32): never outside 2/255 either way
+    assert err.max() <= 2, f"bfloat16 request vs float32: max {err.max()}/255"
 
 
 def test_cancel_stops_a_long_batch_between_tiles(comfy_server):
