@@ -156,9 +156,8 @@ def main(argv=None) -> dict:
     ema, reach = None, None
     for wall, cpu, loss in trace:
         ema = loss if ema is None else 0.9 * ema + 0.1 * loss
-        if ema <= args.loss_target:
+        if reach is None and ema <= args.loss_target:
             reach = (wall, cpu)
-            break
     figures["loss_target"] = args.loss_target
     figures["final_loss_ema"] = ema
     figures["seconds_to_loss_target"] = None if reach is None else reach[0]
