@@ -1,10 +1,10 @@
 """Few-shot keyframe stylisation: learn a painted look from a few (frame, painted frame) pairs.
 
 ``train_from_keyframes`` trains a compact ``keyframe`` translator (``models/translator/arch_keyframe.py``: a
-patch network, each output pixel a function of the 7x7 input patch around it) on random *pixels* of the keyframe
-pairs, with an L1 loss. Half of each batch is drawn where the painted target has strong local contrast
-(contours, ink lines: where the errors are), the other half uniformly; masks restrict both to painted regions.
-No pretrained network or download is involved. The result is an ordinary
+patch network, each output pixel a function of the 5x5 input patch around it) on random *pixels* of the
+keyframe pairs, with an L1 + squared-error loss. Half of each batch is drawn where the painted target has
+strong local contrast (contours, ink lines: where the errors are), the other half uniformly; masks restrict
+both to painted regions. No pretrained network or download is involved. The result is an ordinary
 :class:`~models.translator.base.Translator` in eval mode, so the Translate node (or ``models.translate``)
 applies it to a whole shot and ``save_translator`` stores it as ``.safetensors``.
 
@@ -41,6 +41,8 @@ DEFAULT_OPTIONS: Dict[str, Any] = {
     "lr": 1e-2,              # Adam learning rate (cosine-decayed to lr * final_lr_fraction)
     "final_lr_fraction": 0.02,
     "warmup_steps": 50,
+    "l2_weight": 2.0,        # weight of an added squared-error term (MSE: soft, PSNR-optimal at ambiguous pixels)
+    "input_noise": 0.0,      # std of Gaussian noise added to the input patches (robustness to grain)
     "edge_focus": 0.5,       # fraction of each batch drawn where the painted target has strong local contrast
     "max_seconds": None,     # stop early (at a step boundary) after this much training time
     "threads": 1,            # CPU threads while training (0: keep torch's setting); see train_from_keyframes
@@ -190,6 +192,8 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
     warm = max(0, int(opts["warmup_steps"]))
     final = float(opts["final_lr_fraction"])
     max_seconds = opts["max_seconds"]
+    l2_weight = float(opts["l2_weight"])
+    input_noise = float(opts["input_noise"])
 
     threads = int(opts["threads"] or 0)
     old_threads = torch.get_num_threads()
@@ -226,8 +230,13 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
                 e = edges_flat[(kd * (edges.shape[1] * h * w) + pix)[:, None] + edge_off[None]]
                 centre = x_flat[(kd * (c_in * h * w) + pix)[:, None] + in_off[None]]
                 target = y_flat[(kd * (c_out * h * w) + pix)[:, None] + out_off[None]]
+                if input_noise:
+                    patches = patches + input_noise * torch.randn(patches.shape, generator=gen).to(device)
                 pred = model.forward_pixels(patches, e, centre)
-                loss = (pred - target).abs().mean()
+                diff = pred - target
+                loss = diff.abs().mean()
+                if l2_weight:
+                    loss = loss + l2_weight * (diff * diff).mean()
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 optim.step()
