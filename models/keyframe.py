@@ -69,7 +69,7 @@ def _as_nchw(t: torch.Tensor, what: str) -> torch.Tensor:
 def _prepare_masks(masks: Optional[torch.Tensor], n: int, h: int, w: int) -> Optional[torch.Tensor]:
     if masks is None:
         return None
-    m = masks.float()
+    m = masks.detach().float().cpu()
     if m.ndim == 2:
         m = m[None, None]
     elif m.ndim == 3:
@@ -139,8 +139,8 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
     opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if k in DEFAULT_OPTIONS}}
     arch_opts = {k: v for k, v in options.items() if k in ARCH_OPTIONS}
 
-    x = _as_nchw(inputs, "inputs").detach().float()
-    y = _as_nchw(targets, "targets").detach().float()
+    x = _as_nchw(inputs, "inputs").detach().float().cpu()    # sampling tables live on the CPU
+    y = _as_nchw(targets, "targets").detach().float().cpu()
     if x.shape[0] != y.shape[0] or x.shape[-2:] != y.shape[-2:]:
         raise KeyframeTrainingError(
             f"inputs {tuple(x.shape)} and targets {tuple(y.shape)} must have the same count and size")
