@@ -79,6 +79,36 @@ def lut3d_transfer(src_in: torch.Tensor, src_out: torch.Tensor, frames: torch.Te
     return out.view(frames.shape[0], frames.shape[2], frames.shape[3], -1).permute(0, 3, 1, 2).contiguous()
 
 
+def plain_cnn(kin: torch.Tensor, kout: torch.Tensor, seconds: float, seed: int = 0) -> torch.nn.Module:
+    """The issue's reference point: a plain five-layer CNN (3x3 convolutions, 64 channels, ReLU) trained with
+    L1 on random 64 px patches of the keyframes for ``seconds`` of wall time."""
+    torch.manual_seed(seed)
+    layers, c = [], kin.shape[1]
+    for i in range(5):
+        out = kout.shape[1] if i == 4 else 64
+        layers.append(torch.nn.Conv2d(c, out, 3, padding=1, padding_mode="replicate"))
+        if i < 4:
+            layers.append(torch.nn.ReLU())
+        c = out
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(seed)
+    n, _, h, w = kin.shape
+    p = min(64, h, w)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        k = torch.randint(n, (8,), generator=g)
+        ys = torch.randint(h - p + 1, (8,), generator=g)
+        xs = torch.randint(w - p + 1, (8,), generator=g)
+        xb = torch.stack([kin[k[i], :, ys[i]:ys[i] + p, xs[i]:xs[i] + p] for i in range(8)])
+        yb = torch.stack([kout[k[i], :, ys[i]:ys[i] + p, xs[i]:xs[i] + p] for i in range(8)])
+        loss = (net(xb) - yb).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
 @torch.no_grad()
 def render(model, frames: torch.Tensor, chunk: int = 2) -> torch.Tensor:
     return torch.cat([model(frames[i:i + chunk]) for i in range(0, frames.shape[0], chunk)])
@@ -101,6 +131,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--keyframes", default="", help="comma-separated keyframe indices (default: 1/4 and 3/4)")
     ap.add_argument("--loss-target", type=float, default=0.06, help="report seconds to reach this smoothed loss")
     ap.add_argument("--opt", action="append", default=[], help="training option k=v (repeatable)")
+    ap.add_argument("--cnn-seconds", type=float, default=0.0,
+                    help="also train the plain five-layer CNN reference for this many seconds (e.g. 120)")
     ap.add_argument("--json", action="store_true", help="print one JSON line of the figures as well")
     args = ap.parse_args(argv)
 
@@ -146,6 +178,9 @@ def main(argv=None) -> dict:
         "flicker_truth": flicker(truth, frames),
         "flicker_keyframe": flicker(out, frames),
     }
+    if args.cnn_seconds > 0:
+        cnn = plain_cnn(kin, kout, args.cnn_seconds)
+        figures["psnr_plain_cnn"] = psnr(render(cnn, frames[unseen]).clamp(-1, 1), u_truth)
     blended = temporal_blend(out, frames)
     figures["flicker_keyframe_blend"] = flicker(blended, frames)
     figures["psnr_keyframe_blend"] = psnr(blended[unseen], u_truth)
@@ -156,9 +191,8 @@ def main(argv=None) -> dict:
     ema, reach = None, None
     for wall, cpu, loss in trace:
         ema = loss if ema is None else 0.9 * ema + 0.1 * loss
-        if ema <= args.loss_target:
+        if reach is None and ema <= args.loss_target:
             reach = (wall, cpu)
-            break
     figures["loss_target"] = args.loss_target
     figures["final_loss_ema"] = ema
     figures["seconds_to_loss_target"] = None if reach is None else reach[0]
@@ -173,6 +207,9 @@ def main(argv=None) -> dict:
     print(f"                    (3D LUT, info)    {f['psnr_lut3d_info']:6.2f} dB")
     print(f"                    keyframe net      {f['psnr_keyframe']:6.2f} dB  (on keyframes "
           f"{f['psnr_keyframe_on_keys']:.2f} dB)")
+    if "psnr_plain_cnn" in f:
+        print(f"                    plain 5-layer CNN {f['psnr_plain_cnn']:6.2f} dB  (L1, {args.cnn_seconds:.0f} s; "
+              f"{f['psnr_plain_cnn'] - f['best_baseline']:+.2f} dB over the best baseline)")
     print(f"margin over best baseline: {f['margin_db']:+.2f} dB  (bar: +8 dB)")
     print(f"training: {f['steps']} steps, {train_wall:.1f} s wall, {train_cpu:.1f} s CPU; render "
           f"{render_s:.1f} s")
@@ -182,6 +219,9 @@ def main(argv=None) -> dict:
         print(f"seconds to reach smoothed loss {args.loss_target}: {reach[0]:.1f} s wall ({reach[1]:.1f} s CPU)")
     print(f"flicker: ground truth {f['flicker_truth']:.3f}, keyframe net {f['flicker_keyframe']:.3f}, "
           f"with temporal_blend {f['flicker_keyframe_blend']:.3f} (PSNR {f['psnr_keyframe_blend']:.2f} dB)")
+    ok = lambda v: "met" if v <= f["flicker_truth"] else f"missed by {100 * (v / f['flicker_truth'] - 1):.2f}%"
+    print(f"flicker bar (<= ground truth): render {ok(f['flicker_keyframe'])}, "
+          f"render + temporal_blend {ok(f['flicker_keyframe_blend'])}")
     if args.json:
         print(json.dumps(figures))
     return figures

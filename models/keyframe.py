@@ -1,13 +1,21 @@
 """Few-shot keyframe stylisation: learn a painted look from a few (frame, painted frame) pairs.
 
-``train_from_keyframes`` trains a compact ``keyframe`` translator (``models/translator/arch_keyframe.py``) on
-random patches of the keyframe pairs with an L1 loss plus an L1 loss on image gradients (sharp edges and
-contours), optionally restricted to painted regions by masks. No pretrained network or download is involved.
-The result is an ordinary :class:`~models.translator.base.Translator` in eval mode, so the Translate node (or
-``models.translate``) applies it to a whole shot and ``save_translator`` stores it as ``.safetensors``.
+``train_from_keyframes`` trains a compact ``keyframe`` translator (``models/translator/arch_keyframe.py``: a
+patch network, each output pixel a function of the 5x5 input patch around it) on random *pixels* of the
+keyframe pairs, with an L1 + squared-error loss. Half of each batch is drawn where the painted target has
+strong local contrast (contours, ink lines: where the errors are), the other half uniformly; masks restrict
+both to painted regions. No pretrained network or download is involved. The result is an ordinary
+:class:`~models.translator.base.Translator` in eval mode, so the Translate node (or ``models.translate``)
+applies it to a whole shot and ``save_translator`` stores it as ``.safetensors``.
 
-Determinism: the initial weights come from ``seed`` and patch positions from a ``torch.Generator`` seeded with
-it, so the same inputs, seed, options and device give the same weights (on CUDA, cuDNN is put in
+Cost: each step costs the same whatever the keyframe size (``batch_size`` pixels); the default
+(``DEFAULT_STEPS`` steps of 4096 pixels) is about a minute of one CPU core, seconds on a GPU. Training on a CPU
+uses one thread by default (option ``threads``): the per-step matrices are small, so a second thread gains
+little on an idle machine and loses several-fold when the cores are shared (OpenMP threads waiting on each
+other); rendering afterwards uses all threads as usual.
+
+Determinism: the initial weights come from ``seed`` and the pixel positions from a ``torch.Generator`` seeded
+with it, so the same inputs, seed, options and device give the same weights (on CUDA, cuDNN is put in
 deterministic mode for the duration of the training).
 """
 from __future__ import annotations
@@ -30,11 +38,14 @@ DEFAULT_STEPS = 2000
 # Training options (``**options`` of train_from_keyframes); architecture options go to KeyframeTranslator.
 DEFAULT_OPTIONS: Dict[str, Any] = {
     "batch_size": 4096,      # pixels (with their patches) per step
-    "lr": 2e-3,              # Adam learning rate (cosine-decayed to lr * final_lr_fraction)
+    "lr": 1e-2,              # Adam learning rate (cosine-decayed to lr * final_lr_fraction)
     "final_lr_fraction": 0.02,
     "warmup_steps": 50,
+    "l2_weight": 2.0,        # weight of an added squared-error term (MSE: soft, PSNR-optimal at ambiguous pixels)
+    "input_noise": 0.0,      # std of Gaussian noise added to the input patches (robustness to grain)
     "edge_focus": 0.5,       # fraction of each batch drawn where the painted target has strong local contrast
     "max_seconds": None,     # stop early (at a step boundary) after this much training time
+    "threads": 1,            # CPU threads while training (0: keep torch's setting); see train_from_keyframes
 }
 ARCH_OPTIONS = ("kernel", "ngf", "depth", "slope")
 
@@ -58,7 +69,7 @@ def _as_nchw(t: torch.Tensor, what: str) -> torch.Tensor:
 def _prepare_masks(masks: Optional[torch.Tensor], n: int, h: int, w: int) -> Optional[torch.Tensor]:
     if masks is None:
         return None
-    m = masks.float()
+    m = masks.detach().float().cpu()
     if m.ndim == 2:
         m = m[None, None]
     elif m.ndim == 3:
@@ -111,12 +122,13 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
 
     inputs, targets: NCHW float tensors in [-1, 1], the same N, H and W (a few keyframes and their painted
     versions; channels may differ, e.g. RGB in, RGB out). masks: optional N1HW / NHW (or one mask for all
-    keyframes) in [0, 1]; the loss only counts painted (mask > 0) pixels and patches are drawn where the mask
-    is. steps: optimisation steps (``DEFAULT_STEPS`` trains in a few minutes on a 2-core CPU; each step costs
+    keyframes) in [0, 1]; training pixels are drawn in proportion to the mask, so only painted (mask > 0)
+    pixels count. steps: optimisation steps (``DEFAULT_STEPS`` trains in about a minute on one CPU core; each step costs
     the same whatever the keyframe size). progress(step, steps, loss) is called after every step and
-    check_interrupt() before every step (raise from it to cancel). device: where to train (default: CUDA when
-    available, else CPU). options: see ``DEFAULT_OPTIONS`` plus the architecture options ngf, n_blocks,
-    head_width, head_layers. Returns the translator in eval mode on ``device``.
+    check_interrupt() before every step (raise from it to cancel; nothing is returned then). device: where to
+    train (default: CUDA when available, else CPU). options: see ``DEFAULT_OPTIONS`` plus the architecture
+    options kernel, ngf, depth, slope (``KeyframeTranslator``). Returns the translator in eval mode on
+    ``device``, with ``requires_grad`` off.
     """
     steps = int(steps)
     if steps < 1:
@@ -127,8 +139,8 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
     opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if k in DEFAULT_OPTIONS}}
     arch_opts = {k: v for k, v in options.items() if k in ARCH_OPTIONS}
 
-    x = _as_nchw(inputs, "inputs").detach().float()
-    y = _as_nchw(targets, "targets").detach().float()
+    x = _as_nchw(inputs, "inputs").detach().float().cpu()    # sampling tables live on the CPU
+    y = _as_nchw(targets, "targets").detach().float().cpu()
     if x.shape[0] != y.shape[0] or x.shape[-2:] != y.shape[-2:]:
         raise KeyframeTrainingError(
             f"inputs {tuple(x.shape)} and targets {tuple(y.shape)} must have the same count and size")
@@ -180,44 +192,58 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
     warm = max(0, int(opts["warmup_steps"]))
     final = float(opts["final_lr_fraction"])
     max_seconds = opts["max_seconds"]
+    l2_weight = float(opts["l2_weight"])
+    input_noise = float(opts["input_noise"])
 
-    t0 = time.perf_counter()
-    with _deterministic(device):
-        for step in range(steps):
-            if check_interrupt is not None:
-                check_interrupt()
-            if max_seconds is not None and time.perf_counter() - t0 > float(max_seconds):
-                break
-            # learning-rate schedule: linear warm-up, cosine decay
-            if step < warm:
-                f = (step + 1) / warm
-            else:
-                p = (step - warm) / max(1, steps - warm - 1)
-                f = final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
-            for grp in optim.param_groups:
-                grp["lr"] = lr * f
+    threads = int(opts["threads"] or 0)
+    old_threads = torch.get_num_threads()
+    if device.type == "cpu" and threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        with _deterministic(device):
+            t0 = time.perf_counter()
+            for step in range(steps):
+                if check_interrupt is not None:
+                    check_interrupt()
+                if max_seconds is not None and time.perf_counter() - t0 > float(max_seconds):
+                    break
+                # learning-rate schedule: linear warm-up, cosine decay
+                if step < warm:
+                    f = (step + 1) / warm
+                else:
+                    p = (step - warm) / max(1, steps - warm - 1)
+                    f = final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+                for grp in optim.param_groups:
+                    grp["lr"] = lr * f
 
-            u = torch.rand(batch, generator=gen, dtype=torch.float64)
-            idx = torch.searchsorted(cdfs[0], u[n_focus:])
-            if n_focus:
-                idx = torch.cat([torch.searchsorted(cdfs[1], u[:n_focus]), idx])
-            idx = idx.clamp(max=n * h * w - 1)
-            kf, rem = idx // (h * w), idx % (h * w)
-            py, px = rem // w, rem % w
-            pbase = (kf * (c_in * hp * wp) + py * wp + px).to(device)
-            patches = padded_flat[pbase[:, None] + patch_off[None]]
-            pix = (py * w + px).to(device)
-            kd = kf.to(device)
-            e = edges_flat[(kd * (edges.shape[1] * h * w) + pix)[:, None] + edge_off[None]]
-            centre = x_flat[(kd * (c_in * h * w) + pix)[:, None] + in_off[None]]
-            target = y_flat[(kd * (c_out * h * w) + pix)[:, None] + out_off[None]]
-            pred = model.forward_pixels(patches, e, centre)
-            loss = (pred - target).abs().mean()
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            if progress is not None:
-                progress(step + 1, steps, float(loss.detach()))
+                u = torch.rand(batch, generator=gen, dtype=torch.float64)
+                idx = torch.searchsorted(cdfs[0], u[n_focus:])
+                if n_focus:
+                    idx = torch.cat([torch.searchsorted(cdfs[1], u[:n_focus]), idx])
+                idx = idx.clamp(max=n * h * w - 1)
+                kf, rem = idx // (h * w), idx % (h * w)
+                py, px = rem // w, rem % w
+                pbase = (kf * (c_in * hp * wp) + py * wp + px).to(device)
+                patches = padded_flat[pbase[:, None] + patch_off[None]]
+                pix = (py * w + px).to(device)
+                kd = kf.to(device)
+                e = edges_flat[(kd * (edges.shape[1] * h * w) + pix)[:, None] + edge_off[None]]
+                centre = x_flat[(kd * (c_in * h * w) + pix)[:, None] + in_off[None]]
+                target = y_flat[(kd * (c_out * h * w) + pix)[:, None] + out_off[None]]
+                if input_noise:
+                    patches = patches + input_noise * torch.randn(patches.shape, generator=gen).to(device)
+                pred = model.forward_pixels(patches, e, centre)
+                diff = pred - target
+                loss = diff.abs().mean()
+                if l2_weight:
+                    loss = loss + l2_weight * (diff * diff).mean()
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
+                if progress is not None:
+                    progress(step + 1, steps, float(loss.detach()))
+    finally:
+        torch.set_num_threads(old_threads)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

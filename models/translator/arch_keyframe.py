@@ -48,7 +48,7 @@ def edge_features(x: torch.Tensor) -> torch.Tensor:
 class KeyframeTranslator(Translator):
     arch = "keyframe"
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, kernel: int = 7, ngf: int = 128, depth: int = 3,
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, kernel: int = 5, ngf: int = 128, depth: int = 4,
                  train_size: int | None = None, slope: float = 0.05, **unused: Any):
         super().__init__()
         if unused:

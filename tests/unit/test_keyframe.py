@@ -185,6 +185,8 @@ def test_quality_small_shot_beats_baselines():
     ours = psnr(out[unseen], truth[unseen])
     baseline = max(psnr(frames[unseen], truth[unseen]),
                    psnr(mean_std_transfer(frames[keys], truth[keys], frames[unseen]), truth[unseen]))
-    assert ours >= baseline + 5.0, (ours, baseline, seconds)
+    print(f"keyframe quality (128 px, 500 steps): ours {ours:.2f} dB, best baseline {baseline:.2f} dB, "
+          f"margin {ours - baseline:+.2f} dB, training {seconds:.1f} s")
+    assert ours >= baseline + 7.0, (ours, baseline, seconds)
     assert models.flicker(out, frames) <= models.flicker(truth, frames) * 1.05
-    assert seconds < 120, seconds     # ~15 s on an idle 2-core CPU; generous for shared CI machines
+    assert seconds < 120, seconds     # ~9 s on one core; generous for shared CI machines
