@@ -136,11 +136,49 @@ class SaveImageSequence:
         return {"ui": {"images": ui}}
 
 
+class TemporalBlend:
+    DESCRIPTION = ("Reduces flicker of a rendered shot on static regions without ghosting on moving ones: where "
+                   "the source frame did not change, each output pixel is blended toward the previous blended "
+                   "output; where the source changed (at or above the threshold), the rendered pixel is kept "
+                   "exactly. Connect the stylised frames and the source frames they were made from (same count "
+                   "and size, in frame order).")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The stylised frames with the flicker on static regions reduced.",)
+    FUNCTION = "blend"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": ("IMAGE", {"tooltip": "The rendered (stylised / translated) frames of the shot, in order."}),
+            "source": ("IMAGE", {"tooltip": "The source frames the render was made from: decides which pixels "
+                                             "are static (same count and size as images)."}),
+            "strength": ("FLOAT", {"default": 0.8, "min": 0.0, "max": 0.99, "step": 0.01, "tooltip":
+                                   "How much of the previous blended output a fully static pixel keeps: 0 = off, "
+                                   "0.8 averages over about 5 frames."}),
+            "threshold": ("FLOAT", {"default": 0.01, "min": 0.001, "max": 1.0, "step": 0.001, "tooltip":
+                                    "Source change (0-1 image units, mean over channels) at and above which a "
+                                    "pixel counts as moving and is left untouched."}),
+        }}
+
+    def blend(self, images, source, strength, threshold):
+        from ..models.temporal import temporal_blend
+
+        if images.shape[0] != source.shape[0] or images.shape[1:3] != source.shape[1:3]:
+            raise ValueError(f"Temporal Blend: images {tuple(images.shape)} and source {tuple(source.shape)} must "
+                             f"have the same frame count and size")
+        out = temporal_blend(images, source, float(strength), float(threshold), channels_last=True)
+        return (out.clamp(0, 1),)
+
+
 NODE_CLASS_MAPPINGS = {
     "GANPackLoadImageSequence": LoadImageSequence,
     "GANPackSaveImageSequence": SaveImageSequence,
+    "GANPackTemporalBlend": TemporalBlend,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "GANPackLoadImageSequence": "Load Image Sequence (GAN)",
     "GANPackSaveImageSequence": "Save Image Sequence (GAN)",
+    "GANPackTemporalBlend": "Temporal Blend (reduce flicker)",
 }
