@@ -13,17 +13,15 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
-import tempfile
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
+from .._files import save_safetensors_atomic
 from .base import StyleGAN
 from .safe_pickle import PersistentRecord, UnsafePickleError, safe_load_pickle
 from .sg2 import StyleGAN2Generator, infer_sg2_config
@@ -400,20 +398,9 @@ def describe_stylegan(G: StyleGAN) -> str:
 def save_stylegan(G: StyleGAN, path: Union[str, os.PathLike], *, metadata: Optional[Mapping[str, str]] = None) -> Path:
     """Write ``G`` as ``.safetensors`` (weights + ``{"format", "version", "config", "name"}`` JSON under metadata
     key ``"gan_pack"``); the write is atomic (temp file + rename). Returns the path."""
-    from safetensors.torch import save_file
 
     path = Path(path)
     info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": G.config(), "name": getattr(G, "name", "")}
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["gan_pack"] = json.dumps(info)
-    tensors = OrderedDict((k, v.detach().to("cpu").contiguous().clone()) for k, v in G.state_dict().items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_safetensors_atomic(G.state_dict(), path, meta)

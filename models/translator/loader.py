@@ -13,7 +13,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
+from .._files import save_safetensors_atomic
 from .base import Translator, architecture_builder
 
 FORMAT = "gan-pack-translator"
@@ -506,19 +506,8 @@ def save_translator(translator: Translator, path: Union[str, os.PathLike], *,
     ``metadata``: extra string entries (e.g. a model card); non-string values are JSON-encoded. The file is
     written atomically (temporary file + rename). Returns the path.
     """
-    from safetensors.torch import save_file
 
     path = Path(path)
     meta = {str(k): (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()}
     meta[METADATA_KEY] = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "config": translator.config()})
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in translator.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_safetensors_atomic(translator.state_dict(), path, meta)

@@ -16,10 +16,8 @@ import torch
 from PIL import Image
 
 from integration import style_files
-import subprocess
 
-from integration import diffusion
-from integration.diffusion import diffusion_to_taesd
+from integration.diffusion import diffusion_to_taesd, install_random_taesd
 from integration.workflow_checks import REPO, Check
 
 INPUTS = REPO / "workflows" / "inputs"
@@ -76,25 +74,6 @@ def style_args(node: Dict) -> Dict:
 
 # ------------------------------------------------------------------------------------------ diffusion -> gatys
 GATYS_ITERATIONS = 8
-
-
-def install_random_taesd(root: Path) -> None:
-    """``diffusion.install_random_taesd``; if its helper process fails (on this ComfyUI, ``--cpu`` in sys.argv is
-    only parsed after ``comfy.options.enable_args_parsing()``, so a machine without CUDA fails to import
-    comfy.model_management), the same script is run with argument parsing enabled first."""
-    try:
-        diffusion.install_random_taesd(root)
-        return
-    except subprocess.CalledProcessError:
-        pass
-    from scripts.comfy_client import default_comfy_dir, default_python
-
-    comfy = str(default_comfy_dir())
-    code = (f"import sys; sys.path.insert(0, {comfy!r}); sys.argv = [sys.argv[0], '--cpu']\n"
-            "import comfy.options; comfy.options.enable_args_parsing()\n"
-            + diffusion.MAKE_TAESD.format(comfy=comfy, out=str(root / "vae_approx")))
-    (root / "vae_approx").mkdir(exist_ok=True)
-    subprocess.run([default_python(), "-c", code], check=True, cwd=comfy, capture_output=True)
 
 
 def _prepare_diffusion(server, prompt):

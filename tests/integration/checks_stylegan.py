@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from integration import diffusion
-from integration.diffusion import diffusion_to_taesd
+from integration.diffusion import diffusion_to_taesd, install_random_taesd
 from integration.workflow_checks import REPO, Check
 
 BUNDLED_DIR = REPO / "models" / "bundled" / "stylegan"
@@ -188,25 +187,6 @@ def _check_walk(server, prompt, files, images):
 
 
 # ------------------------------------------------------------------------------------------ diffusion
-def install_random_taesd(models_root: Path) -> None:
-    """``diffusion.install_random_taesd``, made to work on a machine without CUDA: ComfyUI's ``--cpu`` in
-    ``sys.argv`` is only parsed after ``comfy.options.enable_args_parsing()`` (reported to the lead)."""
-    import subprocess
-
-    from scripts.comfy_client import default_comfy_dir, default_python
-
-    out = models_root / "vae_approx"
-    if (out / "taesd_decoder.safetensors").exists():
-        return
-    out.mkdir(exist_ok=True)
-    code = diffusion.MAKE_TAESD.format(comfy=str(default_comfy_dir()), out=str(out))
-    if "enable_args_parsing" not in code:
-        code = code.replace("sys.argv = [sys.argv[0], '--cpu']",
-                            "sys.argv = [sys.argv[0], '--cpu']\nsys.path.insert(0, {!r})\n"
-                            "import comfy.options; comfy.options.enable_args_parsing()".format(str(default_comfy_dir())))
-    subprocess.run([default_python(), "-c", code], check=True, cwd=default_comfy_dir(), capture_output=True)
-
-
 def _prepare_diffusion(server, prompt):
     """Random TAESD instead of the checkpoint (no download); also save the StyleGAN image and decode a different
     StyleGAN image through the same VAE, so the check proves our IMAGE is what reached VAE Encode/Decode."""
