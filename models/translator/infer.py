@@ -370,6 +370,7 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
         lo, hi = ci * batch_size, min(n, (ci + 1) * batch_size)
         chunk = torch.nan_to_num(images[lo:hi].float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
         x, alpha = _prepare_channels(chunk, translator.input_nc)
+        del chunk  # frame-sized; alpha, when present, keeps what it needs
         if resize_to_train_size:
             x = F.interpolate(x, size=(fh, fw), mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
         x, (top, left) = _pad_frame(x.contiguous(), ph, pw)
@@ -390,7 +391,8 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
                     out = net(xt).float()
                 tick()
             elif levels:
-                out = stream_unet(levels, x, ctx, device=device, dtype=amp, pixels=ay.size * ax.size,
+                frame, x = [x], None  # handed over, so the frame is freed once the first level has read it
+                out = stream_unet(levels, frame, ctx, device=device, dtype=amp, pixels=ay.size * ax.size,
                                   autocast=lambda: _autocast(device, amp), use_cl=use_cl, tick=tick,
                                   check_interrupt=check_interrupt)
             else:
@@ -411,7 +413,7 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
         y = out[:, :, top:top + fh, left:left + fw]
         if resize_to_train_size:
             y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
-        y = y.to(out_device).add(1.0).mul(0.5).clamp_(0.0, 1.0).permute(0, 2, 3, 1)
+        y = y.to(out_device).add(1.0).mul_(0.5).clamp_(0.0, 1.0).permute(0, 2, 3, 1)
         if y.shape[-1] == 1:
             y = y.expand(-1, -1, -1, 3)
         if alpha is not None:

@@ -46,6 +46,20 @@ def unet_levels(translator: nn.Module) -> Optional[List[Tuple[List[nn.Module], L
     return levels
 
 
+class _ChannelCat:
+    """The channel concatenation of frame-sized tensors, without materialising it: a U-Net's skip connection
+    joined with the decoder output. Strips are concatenated when they are read, so the decoder never holds a
+    third frame-sized tensor (at 4K, 128 float32 channels at half resolution would be another 1 GB)."""
+
+    def __init__(self, *parts: torch.Tensor):
+        self.parts = parts
+        n, _, h, w = parts[0].shape
+        self.shape = torch.Size((n, sum(t.shape[1] for t in parts), h, w))
+
+    def __getitem__(self, key) -> torch.Tensor:
+        return torch.cat([t[key] for t in self.parts], dim=1)
+
+
 class _Streamer:
     def __init__(self, ctx: FrameContext, device, dtype, pixels: int, autocast, use_cl: bool,
                  tick: Callable[[], None], check_interrupt: Optional[Callable[[], None]], frame_h: int):
@@ -76,7 +90,8 @@ class _Streamer:
         """Rows [a, b) of the level tensor ``x`` (zeros outside the frame) after the element-wise ``pre``."""
         h = x.shape[-2]
         lo, hi = max(a, 0), min(b, h)
-        t = x[:, :, lo:hi].to(self.device, copy=True)
+        t = x[:, :, lo:hi]
+        t = t.to(self.device) if isinstance(x, _ChannelCat) else t.to(self.device, copy=True)
         t = self._elementwise(pre, t, lo, h)
         if lo > a or hi < b:
             t = F.pad(t, (0, 0, lo - a, b - hi))
@@ -148,7 +163,10 @@ class _Streamer:
         self.ctx.stats[layer.layer_id] = (mean.float().to(self.device), var.float().to(self.device))
         self.tick()
 
-    def finish(self, pre: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    def finish(self, pre: Sequence[nn.Module], x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """``pre`` (element-wise: norm, activation, dropout) applied to the whole level tensor, strip by strip.
+        With ``inplace`` (``x`` is a convolution output owned by the caller) the strips are written back into
+        ``x``: each strip reads only its own rows, and no second frame-sized tensor is allocated."""
         if not pre:
             return x
         n, c, h, w = x.shape
@@ -157,23 +175,26 @@ class _Streamer:
         for r0 in range(0, h, rows):
             t = self._strip_in(x, r0, min(h, r0 + rows), pre).float()
             if out is None:
-                out = torch.empty((n, t.shape[1], h, w), dtype=torch.float32)
+                out = x if inplace and isinstance(x, torch.Tensor) and t.shape[1] == c \
+                    and x.dtype == torch.float32 else torch.empty((n, t.shape[1], h, w), dtype=torch.float32)
             out[:, :, r0:r0 + t.shape[-2]] = t.to(out.device)
         return out
 
     # ------------------------------------------------------------------ a sequence of layers
     def run(self, ops: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
         pending: List[nn.Module] = []
+        owned = False  # True once x is a convolution output of this run (safe to overwrite)
         for op in ops:
             if isinstance(op, _CONVS):
                 x = self.conv(pending, op, x)
                 pending = []
+                owned = True
             else:
                 if isinstance(op, (nn.BatchNorm2d, nn.InstanceNorm2d)) and _needs_frame_stats(op, self.ctx) \
                         and op.layer_id not in self.ctx.stats:
                     self.stats(pending, op, x)
                 pending.append(op)
-        return self.finish(pending, x)
+        return self.finish(pending, x, inplace=owned)
 
 
 def stream_passes(levels) -> int:
@@ -189,14 +210,21 @@ def stream_passes(levels) -> int:
 
 def stream_unet(levels, x: torch.Tensor, ctx: FrameContext, *, device, dtype, pixels: int, autocast, use_cl: bool,
                 tick, check_interrupt) -> torch.Tensor:
-    """Run a U-Net (``unet_levels``) on the padded frame ``x`` (NCHW, host memory) strip by strip."""
+    """Run a U-Net (``unet_levels``) on the padded frame ``x`` (NCHW, host memory) strip by strip.
+
+    ``x`` may be given as a one-element list that is emptied here: then the frame is released as soon as the
+    first level has read it (the outermost level never concatenates its input), not at the end."""
+    if isinstance(x, list):
+        x = x.pop()
     st = _Streamer(ctx, device, dtype, pixels, autocast, use_cl, tick, check_interrupt, frame_h=x.shape[-2])
     skips = [x]
+    del x
     for enc, _ in levels:
         skips.append(st.run(enc, skips[-1]))
+        skips[0] = None  # only the first level reads the frame itself
     h = skips.pop()
     for depth in range(len(levels) - 1, -1, -1):
         y = st.run(levels[depth][1], h)
-        h = torch.cat([skips[depth], y], dim=1) if depth > 0 else y
+        h = _ChannelCat(skips[depth], y) if depth > 0 else y
         skips[depth] = None
     return h
