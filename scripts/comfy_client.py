@@ -134,6 +134,39 @@ class ComfyClient:
     def run(self, prompt: Dict[str, Any], timeout: float = 600.0) -> Dict[str, Any]:
         return self.wait(self.queue(prompt), timeout=timeout)
 
+    def run_with_progress(self, prompt: Dict[str, Any], node: str, timeout: float = 300.0):
+        """Run ``prompt`` while listening on the websocket; return its /history entry and the ``(value, max)``
+        progress messages the server sent for the node with id ``node`` (needs the ``websocket-client``
+        package, which ComfyUI's requirements include)."""
+        import uuid
+
+        import websocket
+
+        cid = uuid.uuid4().hex
+        ws_url = "ws" + self.url[len("http"):] + f"/ws?clientId={cid}"
+        ws = websocket.create_connection(ws_url, timeout=timeout)
+        try:
+            pid = self.queue(prompt, client_id=cid)
+            seen, deadline = [], time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = ws.recv()
+                if isinstance(msg, bytes):
+                    continue
+                m = json.loads(msg)
+                data = m.get("data") or {}
+                if data.get("prompt_id") != pid:
+                    continue
+                if m["type"] == "progress" and data.get("node") == node:
+                    seen.append((data["value"], data["max"]))
+                if m["type"] == "execution_error":
+                    raise ComfyExecutionError(f"prompt failed in node {data.get('node_type', '?')}: "
+                                              f"{data.get('exception_message', '').strip()}", [data])
+                if m["type"] == "execution_success" or (m["type"] == "executing" and data.get("node") is None):
+                    return self.wait(pid, timeout=60), seen
+            raise TimeoutError(f"prompt {pid} did not finish within {timeout:.0f} s")
+        finally:
+            ws.close()
+
     def interrupt(self) -> None:
         self._request("/interrupt", {})
 

@@ -173,45 +173,14 @@ def test_cancel_stops_gatys_between_iterations(comfy_server, models_root):
     assert comfy_server.alive()
 
 
-def _progress_of(server, prompt, node: str, timeout: float = 300.0):
-    """Run ``prompt`` and return the ``(value, max)`` progress messages the server sent for ``node``."""
-    import json
-    import uuid
-
-    import websocket
-
-    cid = uuid.uuid4().hex
-    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={cid}", timeout=timeout)
-    try:
-        pid = server.queue(prompt, client_id=cid)
-        seen, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = ws.recv()
-            if isinstance(msg, bytes):
-                continue
-            m = json.loads(msg)
-            data = m.get("data") or {}
-            if data.get("prompt_id") != pid:
-                continue
-            if m["type"] == "progress" and data.get("node") == node:
-                seen.append((data["value"], data["max"]))
-            if m["type"] == "execution_error":
-                raise AssertionError(data.get("exception_message"))
-            if m["type"] == "execution_success" or (m["type"] == "executing" and data.get("node") is None):
-                return seen
-        raise AssertionError("the prompt did not finish in time")
-    finally:
-        ws.close()
-
-
 def test_progress_per_iteration_and_per_frame(comfy_server, models_root):
     style_files.install(models_root, "vgg19-dcbb9e9d.pth", "mosaic.pth")
     gatys = transfer_prompt("vgg19-dcbb9e9d.pth", "sty_progress/g", iterations=5, seed=777)
-    assert _progress_of(comfy_server, gatys, "run") == [(i, 5) for i in range(1, 6)]
+    assert comfy_server.run_with_progress(gatys, "run")[1] == [(i, 5) for i in range(1, 6)]
     frames = transfer_prompt("mosaic.pth", "sty_progress/f", style=False)
     frames["rep"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["crop", 0], "amount": 3}}
     frames["run"]["inputs"]["content"] = ["rep", 0]
-    assert _progress_of(comfy_server, frames, "run") == [(1, 3), (2, 3), (3, 3)]
+    assert comfy_server.run_with_progress(frames, "run")[1] == [(1, 3), (2, 3), (3, 3)]
 
 
 def test_half_precision_option_runs_feed_forward_networks(comfy_server, models_root):

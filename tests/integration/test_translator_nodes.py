@@ -186,38 +186,6 @@ def test_translators_run_through_core_upscale_model_nodes(comfy_server, models_r
         assert_close_8bit(odd_core, to_png8(engine_translate(file, load_image(odd)))[0], 2, core + "_odd")
 
 
-def _run_with_progress(server, prompt, node: str, timeout: float = 300.0):
-    """Run ``prompt``; return its /history entry and the ``(value, max)`` progress messages sent for ``node``."""
-    import json
-    import time
-    import uuid
-
-    import websocket
-
-    cid = uuid.uuid4().hex
-    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={cid}", timeout=timeout)
-    try:
-        pid = server.queue(prompt, client_id=cid)
-        seen, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = ws.recv()
-            if isinstance(msg, bytes):
-                continue
-            m = json.loads(msg)
-            data = m.get("data") or {}
-            if data.get("prompt_id") != pid:
-                continue
-            if m["type"] == "progress" and data.get("node") == node:
-                seen.append((data["value"], data["max"]))
-            if m["type"] == "execution_error":
-                raise AssertionError(data.get("exception_message"))
-            if m["type"] == "execution_success" or (m["type"] == "executing" and data.get("node") is None):
-                return server.wait(pid, timeout=60), seen
-        raise AssertionError("the prompt did not finish in time")
-    finally:
-        ws.close()
-
-
 def test_tiles_batches_reference_mode_and_progress(comfy_server):
     """Node options reach the engine: tiles + overlap + batch chunks on a frame batch (progress per tile pass up
     to its total), and the seeded reference mode (BatchNorm on batch statistics) of pix2pix."""
@@ -227,7 +195,7 @@ def test_tiles_batches_reference_mode_and_progress(comfy_server):
     prompt["2"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3}}
     prompt["11"]["inputs"].update(image=["2", 0], tile_size=48, tile_overlap=16, batch_size=2)
     prompt["21"]["inputs"].update(mode="reference", seed=5)
-    entry, progress = _run_with_progress(comfy_server, prompt, "11")
+    entry, progress = comfy_server.run_with_progress(prompt, "11")
     assert progress, "no progress messages from Translate Image"
     values = [v for v, _ in progress]
     assert values == sorted(values) and progress[-1][0] == progress[-1][1] and progress[-1][1] >= 3 * 6, progress
