@@ -75,7 +75,7 @@ def multiscale_l1(img: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
                                           for k in (2, 4, 8))
 
 
-def train(*, seed: int = 0, steps: int = 4000, batch: int = 16, lr: float = 3e-3, log_every: int = 50,
+def train(*, seed: int = 0, steps: int = 10000, batch: int = 16, lr: float = 3e-3, log_every: int = 50,
           checkpoint=None, log=print):
     G = build_generator(seed)
     # noise strengths stay at their initial 0: the model has no per-pixel noise, so the noise modes (const,
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(REPO / "models" / "bundled" / "stylegan" / "gan_pack_islands64.safetensors"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=1)
