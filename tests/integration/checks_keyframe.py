@@ -1,13 +1,13 @@
 """Pixel checks of the shots workflows (keyframe stylisation of the bundled shot)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from integration.workflow_checks import Check
+from integration.server_paths import models_root_of
 
 REPO = Path(__file__).resolve().parents[2]
 SHOT = REPO / "workflows" / "inputs" / "gan_pack_shot"
@@ -30,14 +30,6 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * float(torch.log10(1 / torch.mean((a.double() - b.double()) ** 2)))
 
 
-def _models_root(server) -> Path:
-    for yaml in server.extra_model_paths:
-        m = re.search(r"base_path:\s*(\S+)", Path(yaml).read_text())
-        if m:
-            return Path(m.group(1))
-    raise AssertionError("the test server has no extra model paths")
-
-
 def _check_keyframe_stylize_shot(server, prompt, files, images):
     from models.sequence import load_image_sequence
     from models.translator import load_translator, translate
@@ -54,7 +46,7 @@ def _check_keyframe_stylize_shot(server, prompt, files, images):
     assert _psnr(out[~unseen], truth[~unseen]) > styled - 1.0  # the painted keyframe itself is reproduced
     # Save Translator wrote a file Load Translator lists, which reproduces the rendered frames
     assert "ci_keyframe_look.safetensors" in server.get_json("/models/pix2pix")
-    translator = load_translator(_models_root(server) / "pix2pix" / "ci_keyframe_look.safetensors")
+    translator = load_translator(models_root_of(server) / "pix2pix" / "ci_keyframe_look.safetensors")
     again = translate(translator, src[:2])
     assert (again - out[:2]).abs().max().item() <= 1.5 / 255
 

@@ -7,7 +7,6 @@ the same inputs and requires the saved pixels to match within 1/255, and the out
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Dict, List
 
@@ -19,6 +18,7 @@ from integration import style_files
 
 from integration.diffusion import diffusion_to_taesd, install_random_taesd
 from integration.workflow_checks import REPO, Check
+from integration.server_paths import models_root_of
 
 INPUTS = REPO / "workflows" / "inputs"
 STYLE_NODE = "GANPackStyleTransfer"
@@ -26,15 +26,6 @@ LOADER_NODE = "GANPackLoadStyleNetwork"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def models_root(server) -> Path:
-    """The ``base_path`` of the test models tree, read back from the server's extra_model_paths.yaml."""
-    for yaml in server.extra_model_paths:
-        m = re.search(r"base_path:\s*(\S+)", Path(yaml).read_text())
-        if m:
-            return Path(m.group(1))
-    raise AssertionError("the test server has no extra_model_paths.yaml with a base_path")
-
-
 def load_png(path: Path) -> torch.Tensor:
     """A PNG as ComfyUI's LoadImage reads it: RGB float32 value/255, ``[1, H, W, 3]``."""
     return torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).astype(np.float32) / 255.0)[None]
@@ -77,7 +68,7 @@ GATYS_ITERATIONS = 8
 
 
 def _prepare_diffusion(server, prompt):
-    root = models_root(server)
+    root = models_root_of(server)
     install_random_taesd(root)
     style_files.install(root, "vgg19-dcbb9e9d.pth")
     diffusion_to_taesd(prompt)
@@ -120,7 +111,7 @@ def _check_diffusion(server, prompt, files, images):
     assert content.shape[1:3] == (48, 64)
     node = node_of(prompt, STYLE_NODE)
     loader = node_of(prompt, LOADER_NODE)
-    vgg = load_style_network(models_root(server) / "style_transfer" / loader["inputs"]["network_name"])
+    vgg = load_style_network(models_root_of(server) / "style_transfer" / loader["inputs"]["network_name"])
     assert vgg.kind == "vgg19" and vgg.convention == "torchvision"
     style = load_png(INPUTS / "gan_pack_style.png")
     expected = style_transfer(content, style, method="gatys", network=vgg, size=64, **style_args(node))
@@ -146,7 +137,7 @@ def _eval_frames(prompt: Dict, ref) -> torch.Tensor:
 
 
 def _prepare_frames(server, prompt):
-    style_files.install(models_root(server), node_of(prompt, LOADER_NODE)["inputs"]["network_name"])
+    style_files.install(models_root_of(server), node_of(prompt, LOADER_NODE)["inputs"]["network_name"])
 
 
 def _check_frames(server, prompt, files, images):
@@ -155,7 +146,7 @@ def _check_frames(server, prompt, files, images):
     node = node_of(prompt, STYLE_NODE)
     frames = _eval_frames(prompt, node["inputs"]["content"])
     assert frames.shape[0] == 4 and len(images) == 4
-    net = load_style_network(models_root(server) / "style_transfer" / node_of(prompt, LOADER_NODE)["inputs"]["network_name"])
+    net = load_style_network(models_root_of(server) / "style_transfer" / node_of(prompt, LOADER_NODE)["inputs"]["network_name"])
     assert net.kind == "fast_style"
     expected = style_transfer(frames, method="fast", network=net, **style_args(node))
     assert_matches_engine(images, expected, frames, "style_transfer_frames")

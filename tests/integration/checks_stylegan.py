@@ -6,7 +6,6 @@ included: within 1/255), then checks what the bundled model's card promises on t
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 
 from integration.diffusion import diffusion_to_taesd, install_random_taesd
 from integration.workflow_checks import REPO, Check
+from integration.server_paths import models_root_of
 
 BUNDLED_DIR = REPO / "models" / "bundled" / "stylegan"
 
@@ -21,14 +21,6 @@ BUNDLED_DIR = REPO / "models" / "bundled" / "stylegan"
 # ------------------------------------------------------------------------------------------ helpers
 def nodes_of(prompt, class_type):
     return sorted((k for k, v in prompt.items() if v["class_type"] == class_type), key=lambda k: (len(k), k))
-
-
-def models_root_of(server) -> Path:
-    for yaml in server.extra_model_paths:
-        m = re.search(r"base_path:\s*(\S+)", Path(yaml).read_text())
-        if m:
-            return Path(m.group(1))
-    raise AssertionError("the test server has no extra_model_paths.yaml with a base_path")
 
 
 def model_file(name: str, server=None) -> Path:

@@ -2,12 +2,12 @@
 process on what a ComfyUI node received, with SaveImage's 8-bit round-off."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from integration.server_paths import models_root_of  # noqa: F401  (re-exported to the translator checks)
 
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = REPO / "workflows" / "inputs"
@@ -44,15 +44,6 @@ def recipe():
     from scripts import train_translators
 
     return train_translators
-
-
-def models_root_of(server) -> Path:
-    """The models tree the test server was given through extra_model_paths.yaml."""
-    for yaml in server.extra_model_paths:
-        m = re.search(r"base_path:\s*(\S+)", Path(yaml).read_text())
-        if m:
-            return Path(m.group(1))
-    raise AssertionError("the test server has no extra_model_paths.yaml with a base_path")
 
 
 def nodes_of(prompt, class_type):
