@@ -156,8 +156,9 @@ def _ctx_forward(m: nn.Module, ctx: FrameContext, x: torch.Tensor) -> torch.Tens
                         None if m.bias is None else m.bias.float(), False, 0.0, m.eps)
 
 
-class BatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` (same keys) that follows the attached :class:`FrameContext` when there is one."""
+class _FrameAware:
+    """Mixin of the layers below: the torch layer's own forward, or the :class:`FrameContext`'s behaviour (whole-
+    frame statistics, hashed dropout masks) when one is attached."""
 
     frame_ctx: Optional[FrameContext] = None
     layer_id: int = 0
@@ -165,38 +166,30 @@ class BatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ctx = self.frame_ctx
         if ctx is None:
-            return super().forward(x)
+            return self._plain_forward(x)
         return _ctx_forward(self, ctx, x)
 
+    def _plain_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)
 
-class InstanceNorm2d(nn.InstanceNorm2d):
+
+class BatchNorm2d(_FrameAware, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same keys) that follows the attached :class:`FrameContext` when there is one."""
+
+
+class InstanceNorm2d(_FrameAware, nn.InstanceNorm2d):
     """``nn.InstanceNorm2d`` without running statistics (instance statistics always, as the reference's test
     mode); under a :class:`FrameContext` the statistics are those of the whole frame."""
-
-    frame_ctx: Optional[FrameContext] = None
-    layer_id: int = 0
 
     def __init__(self, num_features: int, affine: bool = False, eps: float = 1e-5):
         super().__init__(num_features, eps=eps, affine=affine, track_running_stats=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ctx = self.frame_ctx
-        if ctx is None:
-            return F.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        return _ctx_forward(self, ctx, x)
+    def _plain_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
 
 
-class Dropout(nn.Dropout):
+class Dropout(_FrameAware, nn.Dropout):
     """``nn.Dropout`` (no keys); in reference mode under a :class:`FrameContext` it uses a hashed mask."""
-
-    frame_ctx: Optional[FrameContext] = None
-    layer_id: int = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ctx = self.frame_ctx
-        if ctx is None:
-            return super().forward(x)
-        return _ctx_forward(self, ctx, x)
 
 
 _OWN = (BatchNorm2d, InstanceNorm2d, Dropout)
