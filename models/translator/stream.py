@@ -7,7 +7,9 @@ Instead, every convolution is applied to the whole frame in horizontal strips: t
 convolution runs there, and the output rows come back to host memory. Element-wise layers (activations,
 normalisation with known statistics, seeded dropout) are fused into the next strip pass; a normalisation
 layer that needs whole-frame statistics gets them from one extra strip pass over its input. Skip connections
-are kept frame-sized in host memory. The result equals the untiled network up to float round-off, in every
+are kept frame-sized in host memory, except the largest decoder outputs (the second and third levels', as big as
+the first and second skips), which are computed strip by strip while the next decoder out reads them and are
+never stored. The result equals the untiled network up to float round-off, in every
 mode; the device holds one strip of one layer at a time.
 """
 from __future__ import annotations
@@ -57,7 +59,31 @@ class _ChannelCat:
         self.shape = torch.Size((n, sum(t.shape[1] for t in parts), h, w))
 
     def __getitem__(self, key) -> torch.Tensor:
-        return torch.cat([t[key] for t in self.parts], dim=1)
+        strips = [t[key] for t in self.parts]
+        device = strips[-1].device
+        return torch.cat([t.to(device) for t in strips], dim=1)
+
+
+class _LazyConv:
+    """Rows of ``post(op(pre(x)))`` computed on demand (see :meth:`_Streamer.lazy`); indexed like a level
+    tensor, ``t[:, :, lo:hi]``, and returns a fresh float32 tensor on the device."""
+
+    def __init__(self, st: "_Streamer", pre, op, x, post):
+        self.st, self.pre, self.op, self.x, self.post = st, pre, op, x, post
+        n, _, h, w = x.shape
+        h_out = st.out_rows(op, h)
+        k, s, p = op.kernel_size[1], op.stride[1], op.padding[1]
+        if isinstance(op, nn.Conv2d):
+            w_out = (w + 2 * p - k) // s + 1
+        else:
+            w_out = (w - 1) * s - 2 * p + k + op.output_padding[1]
+        self.shape = torch.Size((n, op.out_channels, h_out, w_out))
+
+    def __getitem__(self, key) -> torch.Tensor:
+        rows = key[2]
+        r0, r1, _ = rows.indices(self.shape[2])
+        y = self.st.conv_rows(self.pre, self.op, self.x, r0, r1)
+        return self.st._elementwise(self.post, y, r0, self.shape[2])
 
 
 class _Streamer:
@@ -91,60 +117,90 @@ class _Streamer:
         h = x.shape[-2]
         lo, hi = max(a, 0), min(b, h)
         t = x[:, :, lo:hi]
-        t = t.to(self.device) if isinstance(x, _ChannelCat) else t.to(self.device, copy=True)
+        # a join or a lazy level returns a fresh strip; a plain tensor's strip is copied (layers act in place)
+        t = t.to(self.device) if isinstance(x, (_ChannelCat, _LazyConv)) else t.to(self.device, copy=True)
         t = self._elementwise(pre, t, lo, h)
         if lo > a or hi < b:
             t = F.pad(t, (0, 0, lo - a, b - hi))
         return t
 
     # ------------------------------------------------------------------ one convolution over the frame
-    def conv(self, pre: Sequence[nn.Module], op: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
+    @staticmethod
+    def out_rows(op: nn.Module, h: int) -> int:
         k, s, p = op.kernel_size[0], op.stride[0], op.padding[0]
         if isinstance(op, nn.Conv2d):
-            h_out = (h + 2 * p - k) // s + 1
-        else:
-            h_out = (h - 1) * s - 2 * p + k + op.output_padding[0]
-        w_out = None
+            return (h + 2 * p - k) // s + 1
+        return (h - 1) * s - 2 * p + k + op.output_padding[0]
+
+    def conv_rows(self, pre: Sequence[nn.Module], op: nn.Module, x, r0: int, r1: int) -> torch.Tensor:
+        """Output rows [r0, r1) of ``op(pre(x))`` as a float32 tensor on the device; reads only the input
+        rows those need (their halo), with the frame's own zero padding at the borders."""
+        h = x.shape[-2]
+        k, s, p = op.kernel_size[0], op.stride[0], op.padding[0]
+        with self.autocast():
+            if isinstance(op, nn.Conv2d):
+                t = self._strip_in(x, s * r0 - p, s * (r1 - 1) - p + k, pre)
+                if self.use_cl:
+                    t = t.contiguous(memory_format=torch.channels_last)
+                y = F.conv2d(t, op.weight, op.bias, stride=op.stride, padding=(0, op.padding[1]),
+                             dilation=op.dilation, groups=op.groups)
+            else:
+                i0 = max(0, math.ceil((r0 + p - k + 1) / s))
+                i1 = min(h, (r1 - 1 + p) // s + 1)
+                t = self._strip_in(x, i0, i1, pre)
+                if self.use_cl:
+                    t = t.contiguous(memory_format=torch.channels_last)
+                y = F.conv_transpose2d(t, op.weight, op.bias, stride=op.stride, padding=(0, op.padding[1]),
+                                       output_padding=(0, op.output_padding[1]), groups=op.groups,
+                                       dilation=op.dilation)
+                a = r0 - s * i0 + p
+                need = a + (r1 - r0)
+                if need > y.shape[-2]:  # rows that only receive the bias (output padding)
+                    extra = torch.zeros(y.shape[0], y.shape[1], need - y.shape[-2], y.shape[-1],
+                                        dtype=y.dtype, device=y.device)
+                    if op.bias is not None:
+                        extra += op.bias.to(y.dtype)[None, :, None, None]
+                    y = torch.cat([y, extra], dim=-2)
+                y = y[:, :, a:need]
+        return y.float()
+
+    def conv(self, pre: Sequence[nn.Module], op: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        h_out = self.out_rows(op, h)
         out = None
-        rows = self._rows(max(w, 1) * (1 if isinstance(op, nn.Conv2d) else s), op.out_channels)
+        rows = self._rows(max(w, 1) * (1 if isinstance(op, nn.Conv2d) else op.stride[0]), op.out_channels)
         for r0 in range(0, h_out, rows):
             if self.check_interrupt is not None:
                 self.check_interrupt()
             r1 = min(h_out, r0 + rows)
-            with self.autocast():
-                if isinstance(op, nn.Conv2d):
-                    t = self._strip_in(x, s * r0 - p, s * (r1 - 1) - p + k, pre)
-                    if self.use_cl:
-                        t = t.contiguous(memory_format=torch.channels_last)
-                    y = F.conv2d(t, op.weight, op.bias, stride=op.stride, padding=(0, op.padding[1]),
-                                 dilation=op.dilation, groups=op.groups)
-                else:
-                    i0 = max(0, math.ceil((r0 + p - k + 1) / s))
-                    i1 = min(h, (r1 - 1 + p) // s + 1)
-                    t = self._strip_in(x, i0, i1, pre)
-                    if self.use_cl:
-                        t = t.contiguous(memory_format=torch.channels_last)
-                    y = F.conv_transpose2d(t, op.weight, op.bias, stride=op.stride, padding=(0, op.padding[1]),
-                                           output_padding=(0, op.output_padding[1]), groups=op.groups,
-                                           dilation=op.dilation)
-                    a = r0 - s * i0 + p
-                    need = a + (r1 - r0)
-                    if need > y.shape[-2]:  # rows that only receive the bias (output padding)
-                        extra = torch.zeros(y.shape[0], y.shape[1], need - y.shape[-2], y.shape[-1],
-                                            dtype=y.dtype, device=y.device)
-                        if op.bias is not None:
-                            extra += op.bias.to(y.dtype)[None, :, None, None]
-                        y = torch.cat([y, extra], dim=-2)
-                    y = y[:, :, a:need]
-            y = y.float()
+            y = self.conv_rows(pre, op, x, r0, r1)
             if out is None:
-                w_out = y.shape[-1]
-                out = torch.empty((n, y.shape[1], h_out, w_out), dtype=torch.float32)
+                out = torch.empty((n, y.shape[1], h_out, y.shape[-1]), dtype=torch.float32)
             out[:, :, r0:r1] = y.to(out.device)
-            del t, y
+            del y
         self.tick()
         return out
+
+    def lazy(self, ops: Sequence[nn.Module], x) -> Optional["_LazyConv"]:
+        """``ops`` (one convolution with element-wise layers around it) over ``x`` as a lazily computed level
+        tensor: rows are computed when they are read, so the frame-sized result is never held. Whole-frame
+        statistics its normalisation layers need are gathered first, from one extra computation of the rows.
+        None when ``ops`` is not of that shape (then the caller materialises it with :meth:`run`)."""
+        convs = [i for i, op in enumerate(ops) if isinstance(op, _CONVS)]
+        if len(convs) != 1:
+            return None
+        i = convs[0]
+        pre, op, post = list(ops[:i]), ops[i], list(ops[i + 1:])
+        if any(isinstance(o, (nn.BatchNorm2d, nn.InstanceNorm2d)) and _needs_frame_stats(o, self.ctx)
+               for o in pre):
+            return None
+        raw = _LazyConv(self, pre, op, x, [])
+        for j, o in enumerate(post):
+            if isinstance(o, (nn.BatchNorm2d, nn.InstanceNorm2d)) and _needs_frame_stats(o, self.ctx) \
+                    and o.layer_id not in self.ctx.stats:
+                self.stats(post[:j], o, raw)
+        self.tick()
+        return _LazyConv(self, pre, op, x, post)
 
     def stats(self, pre: Sequence[nn.Module], layer: nn.Module, x: torch.Tensor) -> None:
         """Whole-frame per-image, per-channel mean/var of ``pre(x)`` for the normalisation ``layer``."""
@@ -197,6 +253,9 @@ class _Streamer:
         return self.finish(pending, x, inplace=owned)
 
 
+LAZY_DEPTHS = (1, 2)
+
+
 def stream_passes(levels) -> int:
     """Progress steps of :func:`stream_unet`: one per convolution and per statistics pass."""
     count = 0
@@ -224,7 +283,13 @@ def stream_unet(levels, x: torch.Tensor, ctx: FrameContext, *, device, dtype, pi
         skips[0] = None  # only the first level reads the frame itself
     h = skips.pop()
     for depth in range(len(levels) - 1, -1, -1):
-        y = st.run(levels[depth][1], h)
+        # the second and third levels' decoder outputs are the largest tensors a U-Net holds (as big as the
+        # first and second skips): they are computed strip by strip as the next decoder out reads them, never
+        # stored. Only their halo rows are computed twice. Deeper levels are small and their strips short, so
+        # recomputing them would cost more than they take.
+        y = st.lazy(levels[depth][1], h) if depth in LAZY_DEPTHS else None
+        if y is None:
+            y = st.run(levels[depth][1], h)
         h = _ChannelCat(skips[depth], y) if depth > 0 else y
         skips[depth] = None
     return h

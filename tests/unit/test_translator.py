@@ -230,6 +230,39 @@ def test_tiled_unet_is_exact_in_every_mode(pix2pix_fixtures):
         assert (a - b).abs().max() < 1e-4, mode
 
 
+def test_tiled_unet_never_holds_the_largest_decoder_outputs(monkeypatch):
+    """4K memory: the second and third levels' decoder outputs (as big as the first two skips) are computed
+    strip by strip as the next decoder reads them; only the encoder's copy of each shape is ever stored."""
+    import models.translator.stream as stream_module
+
+    torch.manual_seed(0)
+    u = UnetGenerator(3, 3, depth=5, ngf=4, norm="batch", use_dropout=True).eval()
+    for m in u.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2.0)
+    stored = []
+    real_conv = stream_module._Streamer.conv
+
+    def spy(self, pre, op, x):
+        out = real_conv(self, pre, op, x)
+        stored.append(tuple(out.shape[1:]))
+        return out
+
+    monkeypatch.setattr(stream_module._Streamer, "conv", spy)
+    x = _noise_image(1, 130, 200, seed=4)
+    for mode in ("eval", "reference"):   # reference: the lazy levels' BatchNorm needs frame statistics first
+        stored.clear()
+        tiled = translate(u, x, mode=mode, seed=2, tile_size=64)
+        monkeypatch.setattr(stream_module._Streamer, "conv", real_conv)
+        full = translate(u, x, mode=mode, seed=2)
+        monkeypatch.setattr(stream_module._Streamer, "conv", spy)
+        assert (tiled - full).abs().max() < 1e-4, mode
+        # padded to 160x224: level 1 is 4 channels at 80x112, level 2 8 channels at 40x56
+        assert stored.count((4, 80, 112)) == 1, (mode, stored)
+        assert stored.count((8, 40, 56)) == 1, (mode, stored)
+        assert stored.count((16, 20, 28)) == 2, (mode, stored)   # deeper levels: encoder and decoder copies
+
+
 def test_tiled_reference_mode_resnet_dropout_matches_untiled():
     torch.manual_seed(0)
     g = ResnetGenerator(3, 3, ngf=8, n_blocks=2, norm="batch", use_dropout=True).eval()
