@@ -243,7 +243,8 @@ def markdown_table(info, device) -> str:
     for r in ROWS:
         ratio = f"{r.ratio:.1f}×" if r.ratio is not None else ""
         err = f"{r.max_err_255:.2f}" if r.max_err_255 is not None else ""
-        ips = f"{r.items_per_s:.2f}" if r.items_per_s < 10 else f"{r.items_per_s:.0f}"
+        ips = f"{r.items_per_s:.3f}" if r.items_per_s < 0.1 else f"{r.items_per_s:.2f}" if r.items_per_s < 10 \
+            else f"{r.items_per_s:.0f}"
         peak = "" if r.peak_mb != r.peak_mb else f"{r.peak_mb:.0f}"   # NaN: not measured
         ms = f"{1000.0 / r.items_per_s:.0f}" if r.items_per_s > 0 else ""
         lines.append(f"| {r.group} | {r.case} | {r.path} | {ips} | {ms} | {peak} | {ratio} | {err} | {r.note} |")

@@ -43,6 +43,9 @@ def resolve_model(choice: str, folders: Sequence[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ device
+CPU_MEMORY_BUDGET = 4 << 30  # on the CPU, whole frames only up to what ~4 GiB of activations allow
+
+
 def torch_device() -> torch.device:
     return mm.get_torch_device()
 

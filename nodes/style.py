@@ -16,7 +16,8 @@ import torch
 import folder_paths
 
 from ..models import style as engine
-from .common import PRECISIONS, Progress, autocast_dtype, prepare_device, release, seed_input
+from .common import (CPU_MEMORY_BUDGET, PRECISIONS, Progress, autocast_dtype, log, mm, prepare_device, release,
+                     seed_input, with_oom_retry)
 
 FOLDER = engine.FOLDER  # "style_transfer"
 NETWORK = "GAN_STYLE_NETWORK"
@@ -208,11 +209,13 @@ def _gatys_layers(vgg) -> dict:
     return {"style_layers": tuple(style), "content_layers": (content,)}
 
 
-def _working_bytes(image: torch.Tensor, size: int, method: str) -> int:
+def _working_bytes(image: torch.Tensor, size: int, method: str, tile: int = 0) -> int:
     h, w = image.shape[1:3]
     if size:
         s = size / max(h, w)
         h, w = round(h * s), round(w * s)
+    if tile:
+        h, w = min(h, tile + 96), min(w, tile + 96)   # one tile and its margins
     # one frame at a time; activations of the first VGG / TransformerNet blocks dominate (~64 channels at full
     # size, a few layers kept; gatys also keeps them for the backward pass)
     return int(h * w * 64 * 4 * (12 if method == "gatys" else 6))
@@ -284,11 +287,20 @@ class StyleTransfer:
                 "style": ("IMAGE", {
                     "tooltip": "Style image (gatys, adain). One image for all frames, or one per frame. Not used by "
                                "fast networks, which carry their style in the weights."}),
+                "tile_size": ("INT", {
+                    "default": 0, "min": 0, "max": 16384, "step": 64,
+                    "tooltip": "adain: images larger than this run in tiles of this many pixels. Tiling is exact: "
+                               "each tile gets its neighbours' pixels as a margin wider than the network can see, so "
+                               "there are no seams and the pixels equal the untiled result. 0 = automatic: whole "
+                               "images when they fit in free device memory (on the CPU within ~4 GiB), else the "
+                               "largest tile that fits; after an out-of-memory error the node retries with half the "
+                               "tile. gatys and fast run whole images (fast moves to the CPU if the GPU runs out "
+                               "of memory)."}),
             },
         }
 
     def stylize(self, style_network, content, method, strength, iterations, size, preserve_color,
-                frame_consistency, temporal_blend, seed, precision, style=None):
+                frame_consistency, temporal_blend, seed, precision, style=None, tile_size=0):
         if not isinstance(style_network, StyleNetworkBundle):
             raise TypeError("style_network must come from Load Style Network")
         method = style_network.default_method if method == "auto" else method
@@ -299,24 +311,58 @@ class StyleTransfer:
         h, w = content.shape[1:3]
         work_size = int(size) if size else (min(GATYS_AUTO_SIZE, max(h, w)) if method == "gatys" else 0)
         progress = Progress(content.shape[0] * (int(iterations) if method == "gatys" else 1))
-        device = prepare_device(module, _working_bytes(content, work_size, method))
+        tile = _choose_tile(method, content, work_size, int(tile_size or 0), precision)
+        device = prepare_device(module, _working_bytes(content, work_size, method, tile))
         # Gatys optimises in float32 (L-BFGS on half precision losses is unreliable); feed-forward nets autocast
         # only when asked to (auto = float32: half precision moves these networks' pixels by several levels)
         dtype = autocast_dtype(precision, device) if method != "gatys" and precision != "auto" else None
-        autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         kwargs = _gatys_layers(module) if method == "gatys" else {}
-        try:
+
+        def run(tile_px: int, on: torch.device) -> torch.Tensor:
+            autocast = torch.autocast(on.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
             with autocast:
-                out = engine.style_transfer(
+                return engine.style_transfer(
                     content, style, method=method, network=module, strength=float(strength),
                     iterations=int(iterations), size=work_size or None, seed=int(seed),
                     preserve_color=None if preserve_color == "none" else preserve_color,
                     consistency=bool(frame_consistency), temporal_blend_weight=float(temporal_blend),
-                    progress=progress, check_interrupt=Progress.check_interrupt, device=device, batch_size=1,
-                    **kwargs)
+                    progress=progress, check_interrupt=Progress.check_interrupt, device=on, batch_size=1,
+                    tile_size=tile_px, **kwargs)
+
+        try:
+            if method == "adain":
+                out = with_oom_retry(lambda t: run(t, device), tile, smallest=128)
+            else:
+                try:
+                    out = run(0, device)
+                except mm.OOM_EXCEPTION:
+                    if method != "fast" or device.type == "cpu":
+                        raise
+                    # a fast network has whole-frame instance-norm statistics (no exact tiling): finish on the CPU
+                    mm.soft_empty_cache(True)
+                    log.warning("style transfer: out of GPU memory for %dx%d frames, continuing on the CPU", w, h)
+                    module.to("cpu")
+                    out = run(0, torch.device("cpu"))
         finally:
             release(module)
         return (out.float().cpu(),)
+
+
+def _choose_tile(method: str, content: torch.Tensor, work_size: int, tile_size: int, precision: str) -> int:
+    """tile_size 0 (adain): whole images when one fits in half the free device memory (on the CPU within
+    ~4 GiB, so 4K frames do not take all RAM), else the largest tile that fits."""
+    if method != "adain" or tile_size > 0:
+        return tile_size if method == "adain" else 0
+    device = mm.get_torch_device()
+    free = mm.get_free_memory(device)
+    if device.type == "cpu":
+        free = min(free, CPU_MEMORY_BUDGET)
+    h, w = content.shape[1:3]
+    if work_size:
+        s = work_size / max(h, w)
+        h, w = round(h * s), round(w * s)
+    return engine.auto_tile_size(int(h), int(w), free_bytes=free,
+                                 dtype=autocast_dtype(precision, device) if precision != "auto" else None)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -15,8 +15,8 @@ import comfy.model_management as mm
 
 from .. import models as engine
 from ..models.translator import activation_bytes_per_pixel, auto_tile_size as engine_auto_tile_size
-from .common import Progress, autocast_dtype, list_models, precision_input, prepare_device, release, \
-    resolve_model, seed_input, torch_device, with_oom_retry
+from .common import CPU_MEMORY_BUDGET, Progress, autocast_dtype, list_models, precision_input, prepare_device, \
+    release, resolve_model, seed_input, torch_device, with_oom_retry
 
 log = logging.getLogger("comfyui-gan-pack")
 
@@ -234,7 +234,6 @@ class TranslateImage:
         return (out.cpu().float(),)
 
 
-CPU_MEMORY_BUDGET = 4 << 30  # on the CPU, whole frames only up to what ~4 GiB of activations allow
 
 
 def choose_tile_size(translator, image, tile_size: int, batch_size: int, device, dtype) -> int:

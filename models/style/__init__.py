@@ -26,12 +26,13 @@ from .fast import TransformerNet
 from .files import FOLDER, RequiredFile, missing_files, required_files
 from .gatys import GatysOptions, gatys_transfer, gram, total_variation
 from .loader import detect_kind, load_adain, load_style_network, save_style_network
+from .tiles import auto_tile_size
 from .transfer import adain_frames, fast_frames, static_mask, style_transfer, temporal_blend
 from .vgg import VGG19Features, layer_names
 
 __all__ = [
     "AdaIN", "AdaINDecoder", "AdaINEncoder", "FOLDER", "GatysOptions", "RequiredFile", "StyleNetwork",
-    "StyleNetworkLoadError", "TransformerNet", "VGG19Features", "adain_frames", "adaptive_instance_norm",
+    "StyleNetworkLoadError", "TransformerNet", "VGG19Features", "adain_frames", "adaptive_instance_norm", "auto_tile_size",
     "calc_mean_std", "detect_kind", "fast_frames", "gatys_transfer", "gram", "layer_names", "load_adain",
     "load_style_network", "luminance_transfer", "match_color", "missing_files", "required_files",
     "save_style_network", "static_mask", "style_transfer", "temporal_blend", "total_variation",

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..image import split_image_alpha
-from .adain import AdaIN, ENCODER_LAYER
+from .adain import AdaIN, ENCODER_LAYER, calc_mean_std
 from .base import StyleNetwork, prepared
 from .checkpoint import Source
 from .color import check_preserve_color, luminance_transfer, match_color
@@ -22,6 +22,7 @@ from .errors import StyleNetworkLoadError
 from .fast import TransformerNet
 from .gatys import GatysOptions, gatys_transfer, resize_long_side
 from .loader import load_adain, load_style_network
+from .tiles import decode_tiled, encode_tiled
 from .vgg import VGG19Features
 
 METHODS = ("gatys", "adain", "fast")
@@ -126,36 +127,56 @@ def _resolve_network(method: str, network, decoder) -> Union[VGG19Features, AdaI
 # ---------------------------------------------------------------------------------------------- feed-forward
 def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0,
                  consistency: bool = False, batch_size: int = 4, progress: Progress = None,
-                 check_interrupt: Interrupt = None) -> torch.Tensor:
+                 check_interrupt: Interrupt = None, tile_size: int = 0) -> torch.Tensor:
     """AdaIN on NCHW [0, 1] frames (style batch 1 = shared, or one per frame); returns NCHW [0, 1].
 
     Frames stay where ``content`` is (e.g. CPU memory) and go to the network's device ``batch_size`` at a
     time, so device memory is bounded by one chunk whatever the sequence length; the result is written
-    into one preallocated tensor on ``content``'s device."""
+    into one preallocated tensor on ``content``'s device. ``tile_size`` > 0: images larger than that run in
+    tiles (:mod:`.tiles`: exact, the device holds one tile; the relu4_1 features, 1/8 of the size, are
+    assembled where the frames are), so 4K frames fit a small GPU."""
     dev = next(pair.parameters()).device
     n = content.shape[0]
     h, w = content.shape[-2:]
+    tile = int(tile_size or 0)
+
+    def tiled(t: torch.Tensor) -> bool:
+        return tile > 0 and max(t.shape[-2:]) > tile
+
+    def encode(t: torch.Tensor) -> torch.Tensor:
+        """relu4_1 features of host/device frames ``t`` (padded to a multiple of 8)."""
+        if tiled(t):
+            return encode_tiled(pair, t, tile, device=dev, check_interrupt=check_interrupt)
+        return pair.encode(t.to(dev))
+
+    def decode(feat: torch.Tensor) -> torch.Tensor:
+        if tile > 0 and 8 * max(feat.shape[-2:]) > tile:
+            return decode_tiled(pair, feat, tile, device=dev, check_interrupt=check_interrupt)
+        return pair.decoder(feat.to(dev))
 
     def frames(i: int) -> torch.Tensor:
-        return _pad_to(content[i:i + batch_size].to(dev), 8)[0]
+        chunk = content[i:i + batch_size]
+        return _pad_to(chunk if tiled(chunk) else chunk.to(dev), 8)[0]
 
     def style_frame(j: int) -> torch.Tensor:
-        return _pad_to(style[j:j + 1].to(dev), 8)[0]
+        one = style[j:j + 1]
+        return _pad_to(one if tiled(one) else one.to(dev), 8)[0]
 
     with torch.no_grad():
         if style.shape[0] == 1 or consistency:
             # style statistics once: pooled over all style images when several are given with consistency
-            fs = torch.cat([pair.encode(style_frame(j)) for j in range(style.shape[0])], 0)
+            fs = torch.cat([encode(style_frame(j)).to(dev) for j in range(style.shape[0])], 0)
             s_mean = fs.mean(dim=(0, 2, 3), keepdim=True)
             s_std = (fs.var(dim=(0, 2, 3), keepdim=True) + 1e-5).sqrt()
             shared = (s_mean, s_std)
+            del fs
         else:
             shared = None
         c_stats = None
         if consistency:
             total, total_sq, count = 0.0, 0.0, 0
             for i in range(0, n, batch_size):
-                f = pair.encode(frames(i)).double()
+                f = encode(frames(i)).to(dev).double()
                 total = total + f.sum(dim=(0, 2, 3), keepdim=True)
                 total_sq = total_sq + f.pow(2).sum(dim=(0, 2, 3), keepdim=True)
                 count += f.shape[0] * f.shape[2] * f.shape[3]
@@ -167,13 +188,17 @@ def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha:
         out: Optional[torch.Tensor] = None
         for i in range(0, n, batch_size):
             chunk = frames(i)
-            fc = pair.encode(chunk)
+            fc = encode(chunk)
             if shared is not None:
                 s_mean, s_std = shared
             else:
-                s_mean, s_std = pair.style_stats(torch.cat([style_frame(j) for j in range(i, i + chunk.shape[0])], 0))
-            t = pair.stylize_features(fc, s_mean, s_std, alpha, c_stats)
-            y = pair.decoder(t)[..., :h, :w].float()
+                s_mean, s_std = calc_mean_std(torch.cat([encode(style_frame(j)).to(dev)
+                                                         for j in range(i, i + chunk.shape[0])], 0))
+            fd = fc.device
+            t = pair.stylize_features(fc, s_mean.to(fd), s_std.to(fd), alpha,
+                                      None if c_stats is None else tuple(v.to(fd) for v in c_stats))
+            del fc
+            y = decode(t)[..., :h, :w].float()
             if out is None:
                 out = torch.empty((n, y.shape[1], h, w), dtype=torch.float32, device=content.device)
             out[i:i + chunk.shape[0]] = y.to(content.device)
@@ -218,7 +243,7 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
                    consistency: bool = False, temporal_blend_weight: float = 0.0, static_threshold: float = 0.02,
                    options: Optional[GatysOptions] = None, progress: Progress = None,
                    check_interrupt: Interrupt = None, device: Union[str, torch.device, None] = None,
-                   batch_size: int = 4, **gatys_kwargs) -> torch.Tensor:
+                   batch_size: int = 4, tile_size: int = 0, **gatys_kwargs) -> torch.Tensor:
     """Stylise ``content`` (IMAGE ``[N, H, W, C]`` in [0, 1], a batch = frames) with ``style`` (IMAGE, batch 1
     shared by all frames or one per frame; unused by ``"fast"``). Returns an IMAGE of the content's shape.
 
@@ -236,6 +261,8 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
       [0, 1]: carry the previous output over where the input is static (change below ``static_threshold``).
     * ``progress(step, total, loss)``, ``check_interrupt()`` (may raise to abort), ``device`` (default: the
       network's device). Output is on the content's device.
+    * ``tile_size`` (adain): images larger than this many pixels run in exact tiles (see :func:`adain_frames`);
+      0 = whole images.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -284,7 +311,7 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
         out = torch.cat(outs, 0)
     elif method == "adain":
         a = float(strength if alpha is None else alpha)
-        out = adain_frames(net, work, s, a, consistency, batch_size, progress, check_interrupt)
+        out = adain_frames(net, work, s, a, consistency, batch_size, progress, check_interrupt, tile_size=tile_size)
     else:
         out = fast_frames(net, work, consistency, batch_size=batch_size, progress=progress,
                           check_interrupt=check_interrupt)

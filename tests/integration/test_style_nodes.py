@@ -199,3 +199,32 @@ def test_half_precision_option_runs_feed_forward_networks(comfy_server, models_r
     # amplify rounding; measured here: mean ~4.5/255)
     assert 0 < err.mean() < 8 / 255, err.mean() * 255
     assert np.abs(out - content[0].numpy()).mean() > 4 * err.mean()  # far closer to float32 than to the input
+
+
+def test_adain_tiles_through_the_node_equal_the_whole_image(comfy_server, models_root):
+    """tile_size through the node: a 512x384 image in 128-pixel tiles gives the whole-image engine result
+    (tiling is exact); the engine's tiled run, checked here, never shows the encoder more than a tile and
+    its margins."""
+    from models.style import load_adain, style_transfer
+
+    paths = style_files.install(models_root, "vgg_normalised.pth", "decoder.pth")
+    prompt = transfer_prompt("decoder.pth", "sty_tiles/x")
+    prompt["crop"]["inputs"].update(width=512, height=384, x=0, y=0)
+    prompt["run"]["inputs"]["tile_size"] = 128
+    entry = comfy_server.run(prompt, timeout=300)
+    saved = [np.asarray(Image.open(f)) for f in comfy_server.output_files(entry)]
+    content, style = load_png(INPUTS / "gan_pack_example.png"), load_png(INPUTS / "gan_pack_style.png")
+    pair = load_adain(paths["vgg_normalised.pth"], paths["decoder.pth"])
+    seen = []
+    hook = pair.encoder.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+    try:
+        whole = style_transfer(content, style, method="adain", network=pair, consistency=True, batch_size=1)
+        assert max(h * w for h, w in seen) == 384 * 512
+        seen.clear()
+        tiled = style_transfer(content, style, method="adain", network=pair, consistency=True, batch_size=1,
+                               tile_size=128)
+        assert max(h * w for h, w in seen) <= (128 + 2 * 48) ** 2, seen   # the 256² style image is tiled too
+    finally:
+        hook.remove()
+    assert float((tiled - whole).abs().max()) < 1e-4
+    assert_matches_engine(saved, whole, content, "adain, 128 px tiles")

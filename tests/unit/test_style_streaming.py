@@ -61,3 +61,38 @@ def test_adain_streams_frames_and_pools_statistics_over_all_of_them():
     # pooled statistics: the result for the first frames depends on the later ones
     c = style_transfer(frames[:3], style, method="adain", network=pair, batch_size=1, consistency=True)
     assert not torch.allclose(a[:3], c, atol=1e-4)
+
+
+def test_adain_tiles_are_exact_and_bounded():
+    """``tile_size``: large frames run in tiles with a receptive-field halo, on the pooling grid, so the result
+    equals the whole-frame one (float round-off) while no layer sees more than a tile plus its halo. A frame
+    whose side is not a multiple of 8 and a style image larger than the tile are included; per-tile statistics
+    (what a naive tiler would do) are far off."""
+    from models.style.tiles import DECODER_HALO, ENCODER_HALO
+
+    enc = _lively(AdaINEncoder([4, 4, 8, 8, 8, 8, 8, 8, 8]), 2)
+    dec = _lively(AdaINDecoder(8, [8, 8, 8, 8, 8, 8, 4, 4, 3]), 3)
+    with torch.no_grad():
+        dec.convs[-1].bias.fill_(0.5)
+    pair = AdaIN(enc, dec)
+    g = torch.Generator().manual_seed(4)
+    frames = torch.rand(2, 203, 290, 3, generator=g)       # noise: every pixel matters
+    style = _frames(1, 150, 170, seed=9)
+    areas = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: areas.append(out.shape[-2] * out.shape[-1]))
+             for m in list(enc.modules()) + list(dec.modules()) if isinstance(m, torch.nn.Conv2d)]
+    try:
+        for consistency in (False, True):
+            full = style_transfer(frames, style, method="adain", network=pair, consistency=consistency)
+            areas.clear()
+            tiled = style_transfer(frames, style, method="adain", network=pair, consistency=consistency,
+                                   tile_size=64)
+            assert tiled.shape == full.shape
+            assert (tiled - full).abs().max() < 1e-4, consistency
+            assert max(areas) <= (64 + 2 * max(ENCODER_HALO, 8 * DECODER_HALO)) ** 2, max(areas)
+    finally:
+        for h in hooks:
+            h.remove()
+    naive = torch.cat([torch.cat([style_transfer(frames[:, y:y + 64, x:x + 64], style, method="adain", network=pair)
+                                  for x in range(0, 290, 64)], 2) for y in range(0, 203, 64)], 1)
+    assert (naive - full).abs().max() > 0.05
