@@ -270,6 +270,102 @@ def test_rosinality_checkpoint(tmp_path):
     assert torch.allclose(H2.w_avg, expected, atol=1e-5)
 
 
+def _rosinality_forward(g: dict, z: torch.Tensor, latent_avg: torch.Tensor, truncation: float) -> torch.Tensor:
+    """A clean-room statement of rosinality's Generator.forward (single style, stored noise), written from its
+    published definition, independent of models.stylegan: PixelNorm + EqualLinear(lr_mul 0.01, fused lrelu)
+    mapping; modulated convs with demodulation; up-convs as conv_transpose2d (stride 2, no padding) followed
+    by a [1,3,3,1] blur (x4) padded (1, 1); ToRGB 1x1 without demodulation plus the skip upsampled by
+    zero-insertion and the same blur padded (2, 1); FusedLeakyReLU = leaky_relu(x + b, 0.2) * sqrt(2)."""
+    import math
+
+    import torch.nn.functional as F
+
+    def lrelu(x, b):
+        return F.leaky_relu(x + b.reshape(1, -1, *([1] * (x.dim() - 2))), 0.2) * math.sqrt(2)
+
+    kern = torch.outer(torch.tensor([1., 3, 3, 1]), torch.tensor([1., 3, 3, 1]))
+    kern = kern / kern.sum() * 4
+
+    def blur(x, pad0, pad1):
+        c = x.shape[1]
+        x = F.pad(x, (pad0, pad1, pad0, pad1))
+        return F.conv2d(x, kern.flip([0, 1]).expand(c, 1, 4, 4), groups=c)
+
+    def modconv(name, x, w, demod=True, up=False):
+        W = g[f"{name}.conv.weight"][0]
+        out_c, in_c, k, _ = W.shape
+        mw, mb = g[f"{name}.conv.modulation.weight"], g[f"{name}.conv.modulation.bias"]
+        style = F.linear(w, mw / math.sqrt(mw.shape[1]), mb)
+        ys = []
+        for b in range(x.shape[0]):
+            wt = W / math.sqrt(in_c * k * k) * style[b][None, :, None, None]
+            if demod:
+                wt = wt * torch.rsqrt(wt.pow(2).sum([1, 2, 3], keepdim=True) + 1e-8)
+            if up:
+                ys.append(blur(F.conv_transpose2d(x[b:b + 1], wt.transpose(0, 1), stride=2), 1, 1))
+            else:
+                ys.append(F.conv2d(x[b:b + 1], wt, padding=k // 2))
+        return torch.cat(ys)
+
+    def styled(name, x, w, noise, up=False):
+        y = modconv(name, x, w, up=up) + g[f"{name}.noise.weight"] * noise
+        return lrelu(y, g[f"{name}.activate.bias"])
+
+    def to_rgb(name, x, w, skip):
+        y = modconv(name, x, w, demod=False) + g[f"{name}.bias"]
+        if skip is not None:
+            up = torch.zeros(skip.shape[0], skip.shape[1], 2 * skip.shape[2], 2 * skip.shape[3])
+            up[:, :, ::2, ::2] = skip
+            y = y + blur(up, 2, 1)
+        return y
+
+    w = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+    i = 1
+    while f"style.{i}.weight" in g:
+        W, b = g[f"style.{i}.weight"], g[f"style.{i}.bias"]
+        w = lrelu(F.linear(w, W * (0.01 / math.sqrt(W.shape[1]))), b * 0.01)
+        i += 1
+    w = latent_avg + truncation * (w - latent_avg)
+    x = g["input.input"].repeat(z.shape[0], 1, 1, 1)
+    x = styled("conv1", x, w, g["noises.noise_0"])
+    skip = to_rgb("to_rgb1", x, w, None)
+    k = 0
+    while f"to_rgbs.{k}.conv.weight" in g:
+        x = styled(f"convs.{2 * k}", x, w, g[f"noises.noise_{2 * k + 1}"], up=True)
+        x = styled(f"convs.{2 * k + 1}", x, w, g[f"noises.noise_{2 * k + 2}"])
+        skip = to_rgb(f"to_rgbs.{k}", x, w, skip)
+        k += 1
+    return skip
+
+
+def test_rosinality_checkpoint_renders_what_rosinality_renders(tmp_path):
+    """Independent of the key mapping's own round trip: a rosinality-layout checkpoint renders, through
+    load_stylegan, the image rosinality's forward (restated in ``_rosinality_forward``) renders from the same
+    tensors. This pins the up-convolution's weight orientation: rosinality's and NVlabs' converters both flip
+    TF's Conv0_up kernels, so the two PyTorch layouts store them alike and the loader must not flip."""
+    G = _tiny_generator(4)
+    g_ema = to_rosinality(G)
+    torch.manual_seed(1)
+    for k, v in g_ema.items():   # break symmetries a flip could hide: random, asymmetric up-conv kernels
+        if k.startswith("convs.") and k.endswith(".conv.weight"):
+            g_ema[k] = torch.randn_like(v)
+    latent_avg = G.w_avg.clone()
+    path = tmp_path / "ros.pt"
+    torch.save({"g_ema": g_ema, "latent_avg": latent_avg}, path)
+    H = load_stylegan(path)
+    z = seeds_to_z([3, 4], 16)
+    with torch.no_grad():
+        ours = H(z, None, 0.7, noise_mode="const")
+        theirs = _rosinality_forward(g_ema, z, latent_avg, 0.7)
+    assert ours.shape == theirs.shape == (2, 3, 16, 16)
+    assert float((ours - theirs).abs().max()) < 1e-4 * float(theirs.abs().max())
+    flipped = {k: (v.flip([-2, -1]) if k.startswith("convs.0.") and k.endswith("conv.weight") else v)
+               for k, v in g_ema.items()}
+    with torch.no_grad():
+        wrong = _rosinality_forward(flipped, z, latent_avg, 0.7)
+    assert float((ours - wrong).abs().max()) > 1e-2 * float(theirs.abs().max())   # the test can tell
+
+
 # ------------------------------------------------------------------------------ state dicts and safetensors
 
 def test_bare_state_dict_files_and_gan_pack_roundtrip(tmp_path):
