@@ -289,13 +289,13 @@ class StyleTransfer:
                                "fast networks, which carry their style in the weights."}),
                 "tile_size": ("INT", {
                     "default": 0, "min": 0, "max": 16384, "step": 64,
-                    "tooltip": "adain: images larger than this run in tiles of this many pixels. Tiling is exact: "
-                               "each tile gets its neighbours' pixels as a margin wider than the network can see, so "
-                               "there are no seams and the pixels equal the untiled result. 0 = automatic: whole "
-                               "images when they fit in free device memory (on the CPU within ~4 GiB), else the "
-                               "largest tile that fits; after an out-of-memory error the node retries with half the "
-                               "tile. gatys and fast run whole images (fast moves to the CPU if the GPU runs out "
-                               "of memory)."}),
+                    "tooltip": "adain/fast: images larger than this run in tiles of this many pixels. Tiling is "
+                               "exact: each tile gets its neighbours' pixels as a margin wider than the network can "
+                               "see and normalisation statistics are taken over the whole frame, so there are no "
+                               "seams and the pixels equal the untiled result. 0 = automatic: whole images when "
+                               "they fit in free device memory (on the CPU within ~4 GiB), else the largest tile that "
+                               "fits; after an out-of-memory error the node retries with half the tile, and finishes "
+                               "on the CPU if even small tiles do not fit. gatys runs whole images."}),
             },
         }
 
@@ -330,30 +330,34 @@ class StyleTransfer:
                     tile_size=tile_px, **kwargs)
 
         try:
-            if method == "adain":
-                out = with_oom_retry(lambda t: run(t, device), tile, smallest=128)
+            if method == "gatys":
+                out = run(0, device)
             else:
                 try:
-                    out = run(0, device)
+                    out = with_oom_retry(lambda t: run(t, device), tile, smallest=128)
                 except mm.OOM_EXCEPTION:
-                    if method != "fast" or device.type == "cpu":
+                    if device.type == "cpu":
                         raise
-                    # a fast network has whole-frame instance-norm statistics (no exact tiling): finish on the CPU
+                    # even the smallest tiles did not fit next to what else is loaded: finish on the CPU
                     mm.soft_empty_cache(True)
                     log.warning("style transfer: out of GPU memory for %dx%d frames, continuing on the CPU", w, h)
                     module.to("cpu")
-                    out = run(0, torch.device("cpu"))
+                    out = run(_choose_tile(method, content, work_size, int(tile_size or 0), precision,
+                                           torch.device("cpu")), torch.device("cpu"))
         finally:
             release(module)
         return (out.float().cpu(),)
 
 
-def _choose_tile(method: str, content: torch.Tensor, work_size: int, tile_size: int, precision: str) -> int:
-    """tile_size 0 (adain): whole images when one fits in half the free device memory (on the CPU within
-    ~4 GiB, so 4K frames do not take all RAM), else the largest tile that fits."""
-    if method != "adain" or tile_size > 0:
-        return tile_size if method == "adain" else 0
-    device = mm.get_torch_device()
+def _choose_tile(method: str, content: torch.Tensor, work_size: int, tile_size: int, precision: str,
+                 device: Optional[torch.device] = None) -> int:
+    """tile_size 0 (adain, fast): whole images when one fits in half the free device memory (on the CPU
+    within ~4 GiB, so 4K frames do not take all RAM), else the largest tile that fits. gatys: never tiled."""
+    if method == "gatys":
+        return 0
+    if tile_size > 0:
+        return tile_size
+    device = device if device is not None else mm.get_torch_device()
     free = mm.get_free_memory(device)
     if device.type == "cpu":
         free = min(free, CPU_MEMORY_BUDGET)
@@ -361,7 +365,7 @@ def _choose_tile(method: str, content: torch.Tensor, work_size: int, tile_size: 
     if work_size:
         s = work_size / max(h, w)
         h, w = round(h * s), round(w * s)
-    return engine.auto_tile_size(int(h), int(w), free_bytes=free,
+    return engine.auto_tile_size(int(h), int(w), free_bytes=free, method=method,
                                  dtype=autocast_dtype(precision, device) if precision != "auto" else None)
 
 

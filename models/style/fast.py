@@ -97,16 +97,59 @@ class TransformerNet(StyleNetwork):
     def public_state_dict(self) -> Dict[str, torch.Tensor]:
         return {k: v.detach() for k, v in self.state_dict().items()}
 
-    def _run(self, x: torch.Tensor, stats: Optional[NormStats], record: Optional[NormStats]) -> torch.Tensor:
-        y = x * 255.0
-        y = F.relu(self.in1(self.conv1(y), "in1", stats, record))
-        y = F.relu(self.in2(self.conv2(y), "in2", stats, record))
-        y = F.relu(self.in3(self.conv3(y), "in3", stats, record))
+    def steps(self) -> List[Tuple[str, object]]:
+        """The forward pass as a flat list of steps, so that a range of it can run on its own (exact tiling
+        with whole-frame statistics, :mod:`.tiles`): ``("scale", f)`` / ``("div", f)``, ``("conv", module)``,
+        ``("norm", key)``, ``("relu", None)``, ``("save", None)`` / ``("add", None)`` around a residual block.
+        Sections: encoder (to the 1/4-scale bottleneck), residual blocks, decoder; see :meth:`sections`."""
+        out: List[Tuple[str, object]] = [("scale", 255.0)]
+        for conv, key in ((self.conv1, "in1"), (self.conv2, "in2"), (self.conv3, "in3")):
+            out += [("conv", conv), ("norm", key), ("relu", None)]
         for i in range(self.n_residual):
-            y = getattr(self, f"res{i + 1}")(y, f"res{i + 1}", stats, record)
-        y = F.relu(self.in4(self.deconv1(y), "in4", stats, record))
-        y = F.relu(self.in5(self.deconv2(y), "in5", stats, record))
-        return self.deconv3(y) / 255.0
+            res, key = getattr(self, f"res{i + 1}"), f"res{i + 1}"
+            out += [("save", None), ("conv", res.conv1), ("norm", key + ".in1"), ("relu", None),
+                    ("conv", res.conv2), ("norm", key + ".in2"), ("add", None)]
+        out += [("conv", self.deconv1), ("norm", "in4"), ("relu", None),
+                ("conv", self.deconv2), ("norm", "in5"), ("relu", None),
+                ("conv", self.deconv3), ("div", 255.0)]
+        return out
+
+    def sections(self) -> Tuple[int, int]:
+        """Step indices where the residual blocks start and end (both at 1/4 scale, ``widths[2]`` channels)."""
+        steps = self.steps()
+        start = next(i for i, (kind, _) in enumerate(steps) if kind == "save")
+        end = max(i for i, (kind, _) in enumerate(steps) if kind == "add") + 1
+        return start, end
+
+    def _norm(self, key: str) -> "_Norm":
+        obj = self
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def run_steps(self, x: torch.Tensor, start: int = 0, stop: Optional[int] = None,
+                  stats: Optional[NormStats] = None, record: Optional[NormStats] = None) -> torch.Tensor:
+        """Steps ``[start, stop)`` of :meth:`steps` on ``x`` (residual blocks must lie wholly inside)."""
+        skip = None
+        for kind, arg in self.steps()[start:stop]:
+            if kind == "scale":
+                x = x * arg
+            elif kind == "div":
+                x = x / arg
+            elif kind == "conv":
+                x = arg(x)
+            elif kind == "norm":
+                x = self._norm(arg)(x, arg, stats, record)
+            elif kind == "relu":
+                x = F.relu(x)
+            elif kind == "save":
+                skip = x
+            else:
+                x = skip + x
+        return x
+
+    def _run(self, x: torch.Tensor, stats: Optional[NormStats], record: Optional[NormStats]) -> torch.Tensor:
+        return self.run_steps(x, stats=stats, record=record)
 
     def forward(self, x: torch.Tensor, stats: Optional[NormStats] = None) -> torch.Tensor:
         """``x``: NCHW RGB [0, 1] with H, W multiples of 4. ``stats`` (from :meth:`norm_stats`) replaces the

@@ -22,7 +22,7 @@ from .errors import StyleNetworkLoadError
 from .fast import TransformerNet
 from .gatys import GatysOptions, gatys_transfer, resize_long_side
 from .loader import load_adain, load_style_network
-from .tiles import decode_tiled, encode_tiled
+from .tiles import decode_tiled, encode_tiled, fast_apply_tiled, fast_decode_tiled, fast_stats_tiled
 from .vgg import VGG19Features
 
 METHODS = ("gatys", "adain", "fast")
@@ -210,25 +210,44 @@ def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha:
 
 
 def fast_frames(net: TransformerNet, content: torch.Tensor, consistency: bool = False, stat_frames: int = 4,
-                batch_size: int = 4, progress: Progress = None, check_interrupt: Interrupt = None) -> torch.Tensor:
+                batch_size: int = 4, progress: Progress = None, check_interrupt: Interrupt = None,
+                tile_size: int = 0) -> torch.Tensor:
     """TransformerNet on NCHW [0, 1] frames; with ``consistency`` the instance-norm statistics are pooled over
     up to ``stat_frames`` evenly spaced frames and shared by all frames. Frames move to the network's device
-    ``batch_size`` at a time; the result is preallocated on ``content``'s device."""
+    ``batch_size`` at a time; the result is preallocated on ``content``'s device. ``tile_size`` > 0: frames
+    larger than that run in exact tiles (:func:`.tiles.fast_stats_tiled`: staged whole-frame statistics; the
+    device holds a tile, or the 1/4-scale bottleneck of the frames being measured)."""
     dev = next(net.parameters()).device
     n = content.shape[0]
     h, w = content.shape[-2:]
+    tile = int(tile_size or 0)
+    tiled = tile > 0 and max(h, w) > tile
+    kw = dict(device=dev, check_interrupt=check_interrupt)
     with torch.no_grad():
         stats = None
         if consistency:
-            stats = net.norm_stats(_pad_to(content[_sample_indices(n, stat_frames)].to(dev), 4)[0])
+            sample = content[_sample_indices(n, stat_frames)]
+            if tiled:
+                stats, _ = fast_stats_tiled(net, _pad_to(sample, 4)[0], tile, **kw)
+            else:
+                stats = net.norm_stats(_pad_to(sample.to(dev), 4)[0])
         out: Optional[torch.Tensor] = None
-        for i in range(0, n, batch_size):
-            y = net(_pad_to(content[i:i + batch_size].to(dev), 4)[0], stats)[..., :h, :w].float()
+        step = 1 if tiled else batch_size
+        for i in range(0, n, step):
+            if not tiled:
+                y = net(_pad_to(content[i:i + batch_size].to(dev), 4)[0], stats)
+            elif stats is not None:
+                y = fast_apply_tiled(net, _pad_to(content[i:i + 1], 4)[0], stats, tile, **kw)
+            else:   # per-frame statistics: measure this frame, then decode its bottleneck
+                frame_stats, z = fast_stats_tiled(net, _pad_to(content[i:i + 1], 4)[0], tile, **kw)
+                y = fast_decode_tiled(net, z, frame_stats, tile, **kw)
+                del z
+            y = y[..., :h, :w].float()
             if out is None:
                 out = torch.empty((n, y.shape[1], h, w), dtype=torch.float32, device=content.device)
             out[i:i + y.shape[0]] = y.to(content.device)
             if progress is not None:
-                progress(min(i + batch_size, n), n, None)
+                progress(min(i + step, n), n, None)
             if check_interrupt is not None:
                 check_interrupt()
     return out
@@ -261,8 +280,8 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
       [0, 1]: carry the previous output over where the input is static (change below ``static_threshold``).
     * ``progress(step, total, loss)``, ``check_interrupt()`` (may raise to abort), ``device`` (default: the
       network's device). Output is on the content's device.
-    * ``tile_size`` (adain): images larger than this many pixels run in exact tiles (see :func:`adain_frames`);
-      0 = whole images.
+    * ``tile_size`` (adain, fast): images larger than this many pixels run in exact tiles (see
+      :func:`adain_frames`, :func:`fast_frames`); 0 = whole images.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -314,7 +333,7 @@ def style_transfer(content: torch.Tensor, style: Optional[torch.Tensor] = None, 
         out = adain_frames(net, work, s, a, consistency, batch_size, progress, check_interrupt, tile_size=tile_size)
     else:
         out = fast_frames(net, work, consistency, batch_size=batch_size, progress=progress,
-                          check_interrupt=check_interrupt)
+                          check_interrupt=check_interrupt, tile_size=tile_size)
         if strength != 1.0:
             out = float(strength) * out + (1.0 - float(strength)) * work
     out = _resize_to(out.clamp(0, 1), (H, W)).clamp(0, 1)

@@ -228,3 +228,21 @@ def test_adain_tiles_through_the_node_equal_the_whole_image(comfy_server, models
         hook.remove()
     assert float((tiled - whole).abs().max()) < 1e-4
     assert_matches_engine(saved, whole, content, "adain, 128 px tiles")
+
+
+def test_fast_network_tiles_through_the_node_equal_the_whole_image(comfy_server, models_root):
+    """The same for a fast network, whose 15 instance norms need whole-frame statistics (staged tile passes)."""
+    from models.style import load_style_network, style_transfer
+
+    paths = style_files.install(models_root, "mosaic.pth")
+    prompt = transfer_prompt("mosaic.pth", "sty_tiles_fast/x", style=False)
+    prompt["crop"]["inputs"].update(width=512, height=384, x=0, y=0)
+    prompt["run"]["inputs"]["tile_size"] = 128
+    entry = comfy_server.run(prompt, timeout=300)
+    saved = [np.asarray(Image.open(f)) for f in comfy_server.output_files(entry)]
+    content = load_png(INPUTS / "gan_pack_example.png")
+    net = load_style_network(paths["mosaic.pth"])
+    whole = style_transfer(content, method="fast", network=net, consistency=True, batch_size=1)
+    tiled = style_transfer(content, method="fast", network=net, consistency=True, batch_size=1, tile_size=128)
+    assert float((tiled - whole).abs().max()) < 1e-4
+    assert_matches_engine(saved, whole, content, "fast, 128 px tiles")
