@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 
 from scripts.comfy_client import ComfyExecutionError, ComfyPromptRejected
+from scripts.workflow_api import load_workflow, ui_to_api
 
 import integration.workflow_checks  # noqa: F401  (imports checks_style the circular-import-safe way)
 from integration import style_files
-from integration.checks_style import assert_matches_engine, load_png
+from integration.checks_style import CHECKS, assert_matches_engine, load_png
 
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = REPO / "workflows" / "inputs"
@@ -246,3 +247,20 @@ def test_fast_network_tiles_through_the_node_equal_the_whole_image(comfy_server,
     tiled = style_transfer(content, method="fast", network=net, consistency=True, batch_size=1, tile_size=128)
     assert float((tiled - whole).abs().max()) < 1e-4
     assert_matches_engine(saved, whole, content, "fast, 128 px tiles")
+
+
+def test_workflow_saved_before_tile_size_existed_still_runs(comfy_server, object_info):
+    """Style Transfer gained the optional tile_size widget: a copy of style_transfer_frames as saved before
+    (one widget value fewer) converts without it, runs on the default, and passes the same pixel check."""
+    wf = load_workflow(REPO / "workflows" / "style_transfer_frames.json")
+    (node,) = [n for n in wf["nodes"] if n["type"] == "GANPackStyleTransfer"]
+    assert node["widgets_values"][-1] == 0       # today's file: tile_size last, automatic
+    node["widgets_values"] = node["widgets_values"][:-1]
+    prompt = ui_to_api(wf, object_info)
+    (run,) = [v for v in prompt.values() if v["class_type"] == "GANPackStyleTransfer"]
+    assert "tile_size" not in run["inputs"] and run["inputs"]["precision"] == "auto"
+    check = CHECKS["style_transfer_frames"]
+    check.prepare(comfy_server, prompt)
+    entry = comfy_server.run(prompt, timeout=600)
+    files = comfy_server.output_files(entry)
+    check.check(comfy_server, prompt, files, [np.asarray(Image.open(f)) for f in files])

@@ -33,6 +33,14 @@ def test_widget_order_skips_control_and_upload_values():
     assert vals == {"seed": 42, "steps": 30, "cfg": 5.5, "mode": "b", "flag": True}
 
 
+def test_workflow_saved_before_a_widget_was_added_keeps_its_values():
+    """A node gains an optional widget at the end (as Style Transfer gained tile_size): a workflow saved
+    before has one value fewer. Its values still map to the same widgets and the new one is left out, so the
+    server uses its default."""
+    assert widget_values(node(2, "Gen", [42, "fixed", 30, 5.5, "b"]), INFO["Gen"]) == \
+        {"seed": 42, "steps": 30, "cfg": 5.5, "mode": "b"}
+
+
 def test_dict_widget_values():
     assert widget_values(node(1, "Gen", {"seed": 3, "steps": 4, "junk": 1}), INFO["Gen"]) == {"seed": 3, "steps": 4}
 
