@@ -46,6 +46,11 @@ def _tiles(h: int, w: int, tile: int, halo: int, num: int, den: int, multiple: i
             yield (slice(ys, ye), slice(xs, xe)), crop, place
 
 
+def tile_count(h: int, w: int, tile: int, multiple: int) -> int:
+    """How many tiles :func:`tiled_apply` / :func:`tiled_channel_stats` use for an ``h`` x ``w`` input."""
+    return len(_spans(h, tile, multiple)) * len(_spans(w, tile, multiple))
+
+
 def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, tile: int, halo: int,
                 num: int, den: int, multiple: int, device: Optional[torch.device] = None,
                 out_device: Optional[torch.device] = None,
@@ -114,7 +119,8 @@ def auto_tile_size(height: int, width: int, *, free_bytes: int, batch_size: int 
     """``tile_size`` for ``method`` (adain / fast) that fits half of ``free_bytes``: 0 (whole images) when a
     ``batch_size`` batch of ``height`` x ``width`` images fits, else the largest tile (a multiple of 64, at
     least 128) whose tile plus margins fits."""
-    per_px = BYTES_PER_PIXEL[method] * max(1, int(batch_size)) * (0.5 if dtype in (torch.float16, torch.bfloat16) else 1)
+    half = dtype in (torch.float16, torch.bfloat16)
+    per_px = BYTES_PER_PIXEL[method] * max(1, int(batch_size)) * (0.5 if half else 1)
     budget = max(0.0, float(free_bytes) * 0.5)
     if height * width * per_px <= budget:
         return 0
@@ -193,3 +199,25 @@ def fast_apply_tiled(net, frames: torch.Tensor, stats, tile: int, *, device=None
     return tiled_apply(lambda t: net.run_steps(t, stats=stats), frames, tile=max(MIN_TILE, int(tile)),
                        halo=FAST_HALO, num=1, den=1, multiple=4, device=device, out_device=out_device,
                        check_interrupt=check_interrupt)
+
+
+def adain_tile_counts(h: int, w: int, tile: int) -> Tuple[int, int]:
+    """Tiles of :func:`encode_tiled` and :func:`decode_tiled` for one ``h`` x ``w`` image (sides multiples of
+    8), 0 where the image is not larger than ``tile`` and runs whole."""
+    t = max(MIN_TILE, int(tile))
+    enc = tile_count(h, w, t, 8) if max(h, w) > tile else 0
+    dec = tile_count(h // 8, w // 8, t // 8, 1) if max(h, w) > tile else 0
+    return enc, dec
+
+
+def fast_tile_counts(net, h: int, w: int, tile: int) -> Tuple[int, int, int]:
+    """Tiles of :func:`fast_stats_tiled`, :func:`fast_decode_tiled` and :func:`fast_apply_tiled` for one
+    ``h`` x ``w`` image (sides multiples of 4)."""
+    t = max(MIN_TILE, int(tile))
+    steps = net.steps()
+    r0, r1 = net.sections()
+    norms_before = sum(1 for kind, _ in steps[:r0] if kind == "norm")
+    norms_after = sum(1 for kind, _ in steps[r1:] if kind == "norm")
+    full = tile_count(h, w, t, 4)
+    bottleneck = tile_count(h // 4, w // 4, max(1, t // 4), 1)
+    return (norms_before + 1) * full + norms_after * bottleneck, bottleneck, full

@@ -22,7 +22,8 @@ from .errors import StyleNetworkLoadError
 from .fast import TransformerNet
 from .gatys import GatysOptions, gatys_transfer, resize_long_side
 from .loader import load_adain, load_style_network
-from .tiles import decode_tiled, encode_tiled, fast_apply_tiled, fast_decode_tiled, fast_stats_tiled
+from .tiles import (adain_tile_counts, decode_tiled, encode_tiled, fast_apply_tiled, fast_decode_tiled,
+                    fast_stats_tiled, fast_tile_counts)
 from .vgg import VGG19Features
 
 METHODS = ("gatys", "adain", "fast")
@@ -124,6 +125,33 @@ def _resolve_network(method: str, network, decoder) -> Union[VGG19Features, AdaI
     return network
 
 
+class _TileTicks:
+    """Progress of a tiled run in tile steps: :meth:`tick` (handed to the tile functions as their
+    ``check_interrupt``) checks Cancel and advances the bar by one tile; :meth:`frames_done` puts it exactly at
+    the end of the first ``k`` units of work (chunks or frames, ``sizes[i]`` tiles each, after ``before``
+    tiles of preparation), so a count that is off never drifts."""
+
+    def __init__(self, progress: Progress, check_interrupt: Interrupt, sizes: Sequence[int], before: int = 0):
+        self.progress, self.check = progress, check_interrupt
+        self.ends = [int(before)]
+        for size in sizes:
+            self.ends.append(self.ends[-1] + int(size))
+        self.total = max(1, self.ends[-1])
+        self.done = 0
+
+    def tick(self) -> None:
+        if self.check is not None:
+            self.check()
+        self.done += 1
+        if self.progress is not None:
+            self.progress(min(self.done, self.total - 1), self.total, None)
+
+    def frames_done(self, k: int) -> None:
+        self.done = self.ends[k]
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total, None)
+
+
 # ---------------------------------------------------------------------------------------------- feed-forward
 def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0,
                  consistency: bool = False, batch_size: int = 4, progress: Progress = None,
@@ -139,19 +167,31 @@ def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha:
     n = content.shape[0]
     h, w = content.shape[-2:]
     tile = int(tile_size or 0)
+    chunks = -(-n // batch_size)
+    # tiled: the progress bar moves per tile (a 4K frame takes a while on a CPU)
+    enc_tiles, dec_tiles = adain_tile_counts(h + (-h) % 8, w + (-w) % 8, tile) if tile > 0 else (0, 0)
+    ticks = None
+    if enc_tiles:
+        sh, sw = style.shape[-2:]
+        per_style = 0 if style.shape[0] == 1 or consistency else adain_tile_counts(sh + (-sh) % 8, sw + (-sw) % 8,
+                                                                                 tile)[0]
+        sizes = [enc_tiles + dec_tiles + per_style * min(batch_size, n - i) for i in range(0, n, batch_size)]
+        ticks = _TileTicks(progress, check_interrupt, sizes, chunks * enc_tiles if consistency else 0)
 
     def tiled(t: torch.Tensor) -> bool:
         return tile > 0 and max(t.shape[-2:]) > tile
 
-    def encode(t: torch.Tensor) -> torch.Tensor:
+    def encode(t: torch.Tensor, counted: bool = True) -> torch.Tensor:
         """relu4_1 features of host/device frames ``t`` (padded to a multiple of 8)."""
         if tiled(t):
-            return encode_tiled(pair, t, tile, device=dev, check_interrupt=check_interrupt)
+            check = ticks.tick if ticks is not None and counted else check_interrupt
+            return encode_tiled(pair, t, tile, device=dev, check_interrupt=check)
         return pair.encode(t.to(dev))
 
     def decode(feat: torch.Tensor) -> torch.Tensor:
         if tile > 0 and 8 * max(feat.shape[-2:]) > tile:
-            return decode_tiled(pair, feat, tile, device=dev, check_interrupt=check_interrupt)
+            return decode_tiled(pair, feat, tile, device=dev,
+                                check_interrupt=ticks.tick if ticks is not None else check_interrupt)
         return pair.decoder(feat.to(dev))
 
     def frames(i: int) -> torch.Tensor:
@@ -165,7 +205,7 @@ def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha:
     with torch.no_grad():
         if style.shape[0] == 1 or consistency:
             # style statistics once: pooled over all style images when several are given with consistency
-            fs = torch.cat([encode(style_frame(j)).to(dev) for j in range(style.shape[0])], 0)
+            fs = torch.cat([encode(style_frame(j), counted=False).to(dev) for j in range(style.shape[0])], 0)
             s_mean = fs.mean(dim=(0, 2, 3), keepdim=True)
             s_std = (fs.var(dim=(0, 2, 3), keepdim=True) + 1e-5).sqrt()
             shared = (s_mean, s_std)
@@ -202,7 +242,9 @@ def adain_frames(pair: AdaIN, content: torch.Tensor, style: torch.Tensor, alpha:
             if out is None:
                 out = torch.empty((n, y.shape[1], h, w), dtype=torch.float32, device=content.device)
             out[i:i + chunk.shape[0]] = y.to(content.device)
-            if progress is not None:
+            if ticks is not None:
+                ticks.frames_done(i // batch_size + 1)
+            elif progress is not None:
                 progress(min(i + batch_size, n), n, None)
             if check_interrupt is not None:
                 check_interrupt()
@@ -223,6 +265,11 @@ def fast_frames(net: TransformerNet, content: torch.Tensor, consistency: bool = 
     tile = int(tile_size or 0)
     tiled = tile > 0 and max(h, w) > tile
     kw = dict(device=dev, check_interrupt=check_interrupt)
+    if tiled:   # the progress bar moves per tile (a 4K frame takes a while on a CPU)
+        stats_tiles, decode_tiles, apply_tiles = fast_tile_counts(net, h + (-h) % 4, w + (-w) % 4, tile)
+        ticks = _TileTicks(progress, check_interrupt, [apply_tiles if consistency else stats_tiles + decode_tiles] * n,
+                           stats_tiles if consistency else 0)
+        kw = dict(device=dev, check_interrupt=ticks.tick)
     with torch.no_grad():
         stats = None
         if consistency:
@@ -246,7 +293,9 @@ def fast_frames(net: TransformerNet, content: torch.Tensor, consistency: bool = 
             if out is None:
                 out = torch.empty((n, y.shape[1], h, w), dtype=torch.float32, device=content.device)
             out[i:i + y.shape[0]] = y.to(content.device)
-            if progress is not None:
+            if tiled:
+                ticks.frames_done(i + 1)
+            elif progress is not None:
                 progress(min(i + step, n), n, None)
             if check_interrupt is not None:
                 check_interrupt()

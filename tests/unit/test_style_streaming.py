@@ -133,3 +133,30 @@ def test_fast_network_tiles_are_exact_with_staged_statistics():
     # statistics of each tile alone (what a naive tiler would use) give visibly different pixels
     naive = style_transfer(frames[:, :75, :101], method="fast", network=net)
     assert (naive - whole[:, :75, :101]).abs().max() > 0.05
+
+
+def test_tiled_runs_report_progress_per_tile_and_counts_are_exact():
+    """Tiled runs move the progress bar once per tile, and the tile counts the bar is sized by are exact:
+    the reported steps run 1, 2, ..., total without a gap or a step back (a count that is off would jump at
+    the end of a frame or stall below it)."""
+    enc = _lively(AdaINEncoder([4, 4, 8, 8, 8, 8, 8, 8, 8]), 2)
+    dec = _lively(AdaINDecoder(8, [8, 8, 8, 8, 8, 8, 4, 4, 3]), 3)
+    pair = AdaIN(enc, dec)
+    fast = _lively(TransformerNet((4, 8, 8), 1), 1)
+    frames = _frames(3, 150, 131)
+    cases = [dict(method="adain", network=pair, style=_frames(1, 40, 40), consistency=True),
+             dict(method="adain", network=pair, style=_frames(3, 140, 100, seed=3), consistency=False),
+             dict(method="fast", network=fast, consistency=True),
+             dict(method="fast", network=fast, consistency=False)]
+    for case in cases:
+        seen = []
+        style = case.pop("style", None)
+        style_transfer(frames, style, tile_size=64, batch_size=2, progress=lambda d, t, _: seen.append((d, t)),
+                       **case)
+        totals = {t for _, t in seen}
+        assert len(totals) == 1, (case["method"], totals)
+        total = totals.pop()
+        steps = [d for d, _ in seen]
+        assert total > 3 * 4 and steps[-1] == total, (case["method"], total, steps[-5:])
+        assert all(b >= a for a, b in zip(steps, steps[1:])), (case["method"], steps)
+        assert sorted(set(steps)) == list(range(1, total + 1)), (case["method"], total, sorted(set(steps))[-5:])
