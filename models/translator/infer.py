@@ -130,18 +130,26 @@ def _stages(translator: Translator) -> List[torch.nn.Module]:
     return list(fn()) if callable(fn) else [translator]
 
 
-def _probe(translator: Translator, stages: Sequence[torch.nn.Module], size: int, device) -> List[Tuple[int, float]]:
-    """(channels, scale) of every stage's output, from a tiny plain forward (scale = input side / feature side)."""
-    info = []
+def _probe(translator: Translator, stages: Sequence[torch.nn.Module], size: int, device
+           ) -> List[Tuple[int, float, bool]]:
+    """(channels, scale, proportional) of every stage's output, from tiny plain forwards at two sizes: scale =
+    input side / feature side; proportional = the output so far is a pure rescaling of the input (False after
+    a padding layer, whose output is a few pixels larger whatever the input: no place to store an activation
+    for later tile passes, whose tile geometry assumes a pure scale)."""
+    size = max(16, int(size))
+    sides = []
     with torch.inference_mode():
-        h = torch.zeros((1, translator.input_nc, size, size), device=device)
-        for st in stages:
-            h = st(h)
-            info.append((int(h.shape[1]), size / float(h.shape[-2])))
-    return info
+        for s in (size, 2 * size):
+            h = torch.zeros((1, translator.input_nc, s, s), device=device)
+            out = []
+            for st in stages:
+                h = st(h)
+                out.append((int(h.shape[1]), int(h.shape[-2])))
+            sides.append(out)
+    return [(c, size / float(a), b == 2 * a) for (c, a), (_, b) in zip(*sides)]
 
 
-def _plan(stat_counts: Sequence[int], shapes: Sequence[Tuple[int, float]]) -> List[Tuple[str, int, int]]:
+def _plan(stat_counts: Sequence[int], shapes: Sequence[Tuple[int, float, bool]]) -> List[Tuple[str, int, int]]:
     """Passes over the tiles: ("collect", first, last) stops at the next unknown statistics layer,
     ("advance", first, last) stores the output of stages[first:last] frame-sized, ("final", first, end)."""
     plan: List[Tuple[str, int, int]] = []
@@ -151,15 +159,40 @@ def _plan(stat_counts: Sequence[int], shapes: Sequence[Tuple[int, float]]) -> Li
             continue
         best = cur
         for i in range(cur + 1, j + 1):
-            c, scale = shapes[i - 1]
-            if c / (scale * scale) <= _CHECKPOINT_ELEMENTS_PER_PIXEL:
+            c, scale, proportional = shapes[i - 1]
+            if proportional and c / (scale * scale) <= _CHECKPOINT_ELEMENTS_PER_PIXEL:
                 best = i
         if best > cur:
             plan.append(("advance", cur, best))
             cur = best
-        plan += [("collect", cur, end)] * count
+        plan += [("collect", cur, j + 1)] * count   # a collect pass stops inside stage j
     plan.append(("final", cur, end))
     return plan
+
+
+def _stages_radius(stages: Sequence[torch.nn.Module], scale: float) -> float:
+    """Receptive radius, in input pixels of the frame, of ``stages`` run on an activation whose pixels are
+    ``scale`` frame pixels wide: each convolution adds half its extent at the scale it runs at, strides and
+    poolings coarsen the scale, transposed convolutions and upsampling refine it (layers in module order,
+    which is execution order for this pack's architectures)."""
+    r = 0.0
+    for st in stages:
+        for m in st.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                r += math.ceil(m.dilation[0] * (m.kernel_size[0] - 1) / 2) * scale
+                scale *= m.stride[0]
+            elif isinstance(m, torch.nn.ConvTranspose2d):
+                scale /= m.stride[0]
+                r += math.ceil(m.dilation[0] * (m.kernel_size[0] - 1) / 2) * scale
+            elif isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
+                k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
+                st_ = m.stride if isinstance(m.stride, int) else m.stride[0]
+                r += (k - 1) / 2 * scale
+                scale *= st_ or k
+            elif isinstance(m, torch.nn.Upsample):
+                f = m.scale_factor if not isinstance(m.scale_factor, tuple) else m.scale_factor[0]
+                scale /= float(f or 1)
+    return r
 
 
 def _tile_pass(stages, src: torch.Tensor, ph: int, pw: int, ay: _Axis, ax: _Axis, ctx: FrameContext, device,
@@ -350,14 +383,27 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     with frame_context(net, FrameContext(mode=mode)):
         stat_counts = [frame_stat_layers(st) for st in stages]
         stream_steps = stream_passes(levels) if levels else 0
+    layouts = None
     if levels:
         plan = [("stream", 0, 0)] * stream_steps
     elif staged and sum(stat_counts):
-        plan = _plan(stat_counts, _probe(net, stages, min_size, device))
+        shapes = _probe(net, stages, min_size, device)
+        plan = _plan(stat_counts, shapes)
+        if not (tile_overlap and tile_overlap > 0):
+            # automatic overlap: each pass only needs the context of the stages it runs (a residual block's
+            # pass, from the stored bottleneck, needs a few pixels, not the whole network's radius), so its
+            # tiles overlap by twice that radius -- never more than the whole-network overlap
+            layouts = []
+            for _, first, last in plan:
+                radius = _stages_radius(stages[first:last], shapes[first - 1][1] if first > 0 else 1.0)
+                ov = min(overlap, max(m, _round_up(int(math.ceil(2 * radius)), m)))
+                layouts.append((_Axis(ph, tile, ov, m), _Axis(pw, tile, ov, m)))
     else:
         plan = [("final", 0, len(stages))]
+    if layouts is None:
+        layouts = [(ay, ax)] * len(plan)
     chunks = math.ceil(n / batch_size)
-    total = chunks * len(plan) * (1 if levels else n_tiles)
+    total = chunks * (len(plan) if levels else sum(len(a) * len(b) for a, b in layouts))
     done = [0]
 
     def tick():
@@ -398,10 +444,10 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
             else:
                 src, src_stage = x, 0   # a frame-sized activation (on the images' device) and its stage
                 out = None
-                for kind, first, last in plan:
+                for (kind, first, last), (pay, pax) in zip(plan, layouts):
                     if first != src_stage:  # pragma: no cover - the plan advances explicitly
                         raise RuntimeError("inconsistent tiling plan")
-                    produced = _tile_pass(stages[first:last], src, ph, pw, ay, ax, ctx, device, amp, use_cl,
+                    produced = _tile_pass(stages[first:last], src, ph, pw, pay, pax, ctx, device, amp, use_cl,
                                         collect=(kind == "collect"), tick=tick, check_interrupt=check_interrupt)
                     if kind == "collect":
                         if not ctx.finish_pass():  # pragma: no cover - plan and layers agree

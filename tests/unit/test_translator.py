@@ -209,6 +209,29 @@ def test_tiled_matches_untiled_batchnorm_unet(pix2pix_fixtures):
     assert (tiled - full).abs().max() < 1 / 255
 
 
+def test_tiled_resnet_with_wide_stem_matches_untiled():
+    """A ResNet whose stem is wider than 16 channels (every real one: ngf 64) has no small activation to store
+    between its reflection padding and its first statistics layer. Stored activations must be pure rescalings
+    of the frame: after the padding stage the tile geometry does not hold (an earlier version stored it there
+    and was off by up to 70/255 on a ngf-64 ResNet-9)."""
+    from models.translator.base import architecture_builder
+
+    torch.manual_seed(0)
+    g = architecture_builder("resnet")(ngf=20, n_blocks=2, norm="instance").eval()
+    for m in g.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            torch.nn.init.normal_(m.weight, 0.0, 0.02)
+            torch.nn.init.normal_(m.bias, 0.0, 0.02)
+    x = _noise_image(1, 150, 190, seed=7)
+    full = translate(g, x)
+    for tile in (96, 128):   # tiles that leave room for an overlap of twice each pass's radius
+        tiled = translate(g, x, tile_size=tile)
+        assert (tiled - full).abs().max() < 0.1 / 255, (tile, float((tiled - full).abs().max()) * 255)
+    # no padding layer at all: the U-Net and ResNet-0 probes work on their smallest sizes too
+    r0 = architecture_builder("resnet")(ngf=8, n_blocks=0, norm="instance").eval()
+    assert (translate(r0, x, tile_size=96) - translate(r0, x)).abs().max() < 0.1 / 255
+
+
 def test_tiled_unet_is_exact_in_every_mode(pix2pix_fixtures):
     """Tiled U-Nets run level by level in row strips: exact even in reference mode and with InstanceNorm."""
     g = models.load_translator(pix2pix_fixtures / f"{UNET}_latest_net_G.pth")
