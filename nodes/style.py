@@ -215,7 +215,8 @@ def _working_bytes(image: torch.Tensor, size: int, method: str, tile: int = 0) -
         s = size / max(h, w)
         h, w = round(h * s), round(w * s)
     if tile:
-        h, w = min(h, tile + 96), min(w, tile + 96)   # one tile and its margins
+        margins = 2 * (engine.tiles.FAST_HALO if method == "fast" else engine.tiles.ENCODER_HALO)
+        h, w = min(h, tile + margins), min(w, tile + margins)   # one tile and its margins
     # one frame at a time; activations of the first VGG / TransformerNet blocks dominate (~64 channels at full
     # size, a few layers kept; gatys also keeps them for the backward pass)
     return int(h * w * 64 * 4 * (12 if method == "gatys" else 6))
@@ -318,8 +319,8 @@ class StyleTransfer:
         dtype = autocast_dtype(precision, device) if method != "gatys" and precision != "auto" else None
         kwargs = _gatys_layers(module) if method == "gatys" else {}
 
-        def run(tile_px: int, on: torch.device) -> torch.Tensor:
-            autocast = torch.autocast(on.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        def run(tile_px: int, on: torch.device, dt: Optional[torch.dtype] = dtype) -> torch.Tensor:
+            autocast = torch.autocast(on.type, dtype=dt) if dt is not None else contextlib.nullcontext()
             with autocast:
                 return engine.style_transfer(
                     content, style, method=method, network=module, strength=float(strength),
@@ -342,8 +343,9 @@ class StyleTransfer:
                     mm.soft_empty_cache(True)
                     log.warning("style transfer: out of GPU memory for %dx%d frames, continuing on the CPU", w, h)
                     module.to("cpu")
-                    out = run(_choose_tile(method, content, work_size, int(tile_size or 0), precision,
-                                           torch.device("cpu")), torch.device("cpu"))
+                    cpu = torch.device("cpu")   # float32 there: half precision is a GPU speed option
+                    out = run(_choose_tile(method, content, work_size, int(tile_size or 0), "float32", cpu), cpu,
+                              None)
         finally:
             release(module)
         return (out.float().cpu(),)

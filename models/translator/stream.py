@@ -8,9 +8,9 @@ convolution runs there, and the output rows come back to host memory. Element-wi
 normalisation with known statistics, seeded dropout) are fused into the next strip pass; a normalisation
 layer that needs whole-frame statistics gets them from one extra strip pass over its input. Skip connections
 are kept frame-sized in host memory, except the largest decoder outputs (the second and third levels', as big as
-the first and second skips), which are computed strip by strip while the next decoder out reads them and are
-never stored. The result equals the untiled network up to float round-off, in every
-mode; the device holds one strip of one layer at a time.
+the first and second skips), which are computed strip by strip while the decoder of the next level out reads
+them and are never stored. The result equals the untiled network up to float round-off, in every mode; the
+device holds one strip of one layer at a time.
 """
 from __future__ import annotations
 
@@ -284,7 +284,7 @@ def stream_unet(levels, x: torch.Tensor, ctx: FrameContext, *, device, dtype, pi
     h = skips.pop()
     for depth in range(len(levels) - 1, -1, -1):
         # the second and third levels' decoder outputs are the largest tensors a U-Net holds (as big as the
-        # first and second skips): they are computed strip by strip as the next decoder out reads them, never
+        # first and second skips): they are computed strip by strip as the next level out decodes them, never
         # stored. Only their halo rows are computed twice. Deeper levels are small and their strips short, so
         # recomputing them would cost more than they take.
         y = st.lazy(levels[depth][1], h) if depth in LAZY_DEPTHS else None
