@@ -202,6 +202,15 @@ def test_half_precision_option_runs_feed_forward_networks(comfy_server, models_r
     assert np.abs(out - content[0].numpy()).mean() > 4 * err.mean()  # far closer to float32 than to the input
 
 
+def run_whole_example_in_tiles(server, network_name: str, prefix: str, tile: int, style: bool = True):
+    """Style Transfer on the whole 512x384 example image with ``tile_size=tile``; the saved PNGs as arrays."""
+    prompt = transfer_prompt(network_name, prefix, style=style)
+    prompt["crop"]["inputs"].update(width=512, height=384, x=0, y=0)
+    prompt["run"]["inputs"]["tile_size"] = tile
+    entry = server.run(prompt, timeout=300)
+    return [np.asarray(Image.open(f)) for f in server.output_files(entry)]
+
+
 def test_adain_tiles_through_the_node_equal_the_whole_image(comfy_server, models_root):
     """tile_size through the node: a 512x384 image in 128-pixel tiles gives the whole-image engine result
     (tiling is exact); the engine's tiled run, checked here, never shows the encoder more than a tile and
@@ -209,11 +218,7 @@ def test_adain_tiles_through_the_node_equal_the_whole_image(comfy_server, models
     from models.style import load_adain, style_transfer
 
     paths = style_files.install(models_root, "vgg_normalised.pth", "decoder.pth")
-    prompt = transfer_prompt("decoder.pth", "sty_tiles/x")
-    prompt["crop"]["inputs"].update(width=512, height=384, x=0, y=0)
-    prompt["run"]["inputs"]["tile_size"] = 128
-    entry = comfy_server.run(prompt, timeout=300)
-    saved = [np.asarray(Image.open(f)) for f in comfy_server.output_files(entry)]
+    saved = run_whole_example_in_tiles(comfy_server, "decoder.pth", "sty_tiles/x", 128)
     content, style = load_png(INPUTS / "gan_pack_example.png"), load_png(INPUTS / "gan_pack_style.png")
     pair = load_adain(paths["vgg_normalised.pth"], paths["decoder.pth"])
     seen = []
@@ -236,11 +241,7 @@ def test_fast_network_tiles_through_the_node_equal_the_whole_image(comfy_server,
     from models.style import load_style_network, style_transfer
 
     paths = style_files.install(models_root, "mosaic.pth")
-    prompt = transfer_prompt("mosaic.pth", "sty_tiles_fast/x", style=False)
-    prompt["crop"]["inputs"].update(width=512, height=384, x=0, y=0)
-    prompt["run"]["inputs"]["tile_size"] = 128
-    entry = comfy_server.run(prompt, timeout=300)
-    saved = [np.asarray(Image.open(f)) for f in comfy_server.output_files(entry)]
+    saved = run_whole_example_in_tiles(comfy_server, "mosaic.pth", "sty_tiles_fast/x", 128, style=False)
     content = load_png(INPUTS / "gan_pack_example.png")
     net = load_style_network(paths["mosaic.pth"])
     whole = style_transfer(content, method="fast", network=net, consistency=True, batch_size=1)
