@@ -170,6 +170,29 @@ class ComfyClient:
     def interrupt(self) -> None:
         self._request("/interrupt", {})
 
+    def wait_running(self, prompt_id: str, timeout: float = 300.0, poll: float = 0.3) -> None:
+        """Block until ``prompt_id`` is the running prompt; fails if it ends (or never starts) first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if prompt_id in [item[1] for item in self.get_json("/queue")["queue_running"]]:
+                return
+            if self.history(prompt_id) is not None:
+                raise AssertionError(f"prompt {prompt_id} ended before it could be cancelled")
+            time.sleep(poll)
+        raise TimeoutError(f"prompt {prompt_id} did not start within {timeout:.0f} s")
+
+    def cancel(self, prompt_id: str, timeout: float = 60.0, poll: float = 0.5) -> Optional[Dict[str, Any]]:
+        """Press Cancel until ``prompt_id`` has ended (an interrupt that lands before execution starts is reset
+        by ComfyUI, so it is repeated); its /history entry, or None if it was still running after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.interrupt()
+            entry = self.history(prompt_id)
+            if entry is not None and entry.get("status", {}).get("completed") is not None:
+                return entry
+            time.sleep(poll)
+        return None
+
     def view(self, filename: str, subfolder: str = "", type_: str = "output") -> bytes:
         q = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": type_})
         return self._request(f"/view?{q}")

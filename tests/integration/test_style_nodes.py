@@ -152,22 +152,9 @@ def test_cancel_stops_gatys_between_iterations(comfy_server, models_root):
     style_files.install(models_root, "vgg19-dcbb9e9d.pth")
     # 10000 iterations would run for most of an hour: only Cancel can end this prompt in time
     pid = comfy_server.queue(transfer_prompt("vgg19-dcbb9e9d.pth", "sty_cancel/x", iterations=10000, seed=12345))
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        running = [item[1] for item in comfy_server.get_json("/queue")["queue_running"]]
-        if pid in running:
-            break
-        assert comfy_server.history(pid) is None, "the prompt ended before it was cancelled"
-        time.sleep(0.5)
+    comfy_server.wait_running(pid, poll=0.5)
     time.sleep(2.0)  # inside the optimisation loop by now
-    first = time.monotonic()
-    entry = None
-    while time.monotonic() - first < 60:
-        comfy_server.interrupt()  # repeated: an interrupt that lands before execution starts is reset by ComfyUI
-        entry = comfy_server.history(pid)
-        if entry is not None and entry.get("status", {}).get("completed") is not None:
-            break
-        time.sleep(1.0)
+    entry = comfy_server.cancel(pid, timeout=60, poll=1.0)
     assert entry is not None, "Cancel did not stop the Gatys optimisation within 60 s"
     kinds = [m[0] for m in entry["status"]["messages"]]
     assert "execution_interrupted" in kinds, kinds

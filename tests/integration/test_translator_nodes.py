@@ -240,20 +240,9 @@ def test_cancel_stops_a_long_batch_between_tiles(comfy_server):
     prompt["2"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 400}}
     prompt["11"]["inputs"].update(image=["2", 0], tile_size=64, batch_size=1)  # thousands of tile passes
     pid = comfy_server.queue(prompt)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if pid in [item[1] for item in comfy_server.get_json("/queue")["queue_running"]]:
-            break
-        assert comfy_server.history(pid) is None, "the prompt ended before it was cancelled"
-        time.sleep(0.3)
+    comfy_server.wait_running(pid, poll=0.3)
     time.sleep(1.5)
-    first, entry = time.monotonic(), None
-    while time.monotonic() - first < 60:
-        comfy_server.interrupt()  # repeated: an interrupt that lands before execution starts is reset by ComfyUI
-        entry = comfy_server.history(pid)
-        if entry is not None and entry.get("status", {}).get("completed") is not None:
-            break
-        time.sleep(0.5)
+    entry = comfy_server.cancel(pid, timeout=60, poll=0.5)
     assert entry is not None, "Cancel did not stop Translate Image within 60 s"
     kinds = [m[0] for m in entry["status"]["messages"]]
     assert "execution_interrupted" in kinds, kinds
