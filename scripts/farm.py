@@ -348,6 +348,9 @@ def submit_slurm(workflow, shot: Shot, opts: SlurmOptions, render_args: Sequence
     log(f"[farm] submitted job array {array_job}: {len(todo)} of {len(ranges)} tasks "
         f"({result['missing_frames']} of {len(shot.frames)} frames missing), {opts.frames_per_task} frames per task"
         + (f", at most {opts.max_running} at once" if opts.max_running else ""))
+    if not opts.mem:
+        log("[farm] note: no --mem, so the partition's default memory per task applies; a task needs its ComfyUI's "
+            "peak plus ~50 MiB (README: Render farms, memory per task)")
     log(f"[farm] follow-up check job {check_job} (after the array): {job_dir / 'summary.json'}")
     log(f"[farm] follow it: squeue -j {array_job},{check_job} ; logs in {job_dir / 'logs'}")
     log(f"ARRAY_JOB={array_job} CHECK_JOB={check_job}")

@@ -17,8 +17,10 @@ servers itself (one per GPU when there are several). Chunks go to whichever serv
     python scripts/render.py shot.json --servers http://gpu1:8188,http://gpu2:8188 \\
         --input-dir /mnt/shots/input --output-dir /mnt/shots/output
 
-From a farm manager's job script render one frame range per job with ``--first``/``--last``; a re-run job
-skips the frames that are already on disk.
+On a render farm the scheduler runs the tasks (scripts/farm.py): ``--submit slurm`` submits the shot as one
+SLURM job array plus a check job; for any other manager one task is ``--frames A-B --local-servers 1`` (exit code
+0 = range complete, 1 = frames failed, 2 = workflow/setup error, 3 = no ComfyUI, 130 = interrupted); a re-run
+task skips the frames that are already on disk.
 """
 from __future__ import annotations
 
@@ -550,7 +552,7 @@ def add_farm_arguments(ap: argparse.ArgumentParser) -> None:
                    "task renders --frames-per-task frames with its own ComfyUI) plus a follow-up check job")
     g.add_argument("--partition", help="SLURM partition")
     g.add_argument("--frames-per-task", type=int, default=50, help="frames per array task (default 50)")
-    g.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per task (default 0: the site's default)")
+    g.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per task (default 0: none requested)")
     g.add_argument("--cpus-per-task", type=int, help="CPU cores per task")
     g.add_argument("--mem", help="memory per task, SLURM syntax (e.g. 6G)")
     g.add_argument("--time", dest="time_limit", help="time limit per task, SLURM syntax (e.g. 2:00:00)")
