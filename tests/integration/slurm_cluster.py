@@ -168,6 +168,14 @@ class SlurmCluster:
             try:
                 subprocess.run([_which("scancel"), "--full", "--user", "root"], capture_output=True, timeout=20,
                                env=self.env())
+                # let the jobs' processes end (SIGTERM, then SIGKILL after KillWait) before slurmd goes
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    out = subprocess.run([_which("squeue"), "-h"], capture_output=True, text=True, timeout=10,
+                                         env=self.env())
+                    if out.returncode != 0 or not out.stdout.strip():
+                        break
+                    time.sleep(0.5)
             except (OSError, subprocess.SubprocessError):
                 pass
         for p in reversed(self.procs):
