@@ -17,7 +17,6 @@ list is read from the workflow file itself (the loader's folder/pattern/range an
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil

@@ -185,7 +185,8 @@ def test_slurm_job_array_cancel_and_resubmit_renders_only_missing_frames(slurm, 
     out = outputs / "sh010"
     job_dir = outputs / "sh010.farm"
     submit = [wf, "--submit", "slurm", "--partition", slurm.partition, "--frames-per-task", 8, "--max-running", 2,
-              "--cpus-per-task", 1, "--mem", "2G", "--chunk", 1, "--cpu", "--input-dir", inputs, "--output-dir", outputs]
+              "--cpus-per-task", 1, "--mem", "2G", "--chunk", 1, "--cpu",
+              "--input-dir", inputs, "--output-dir", outputs]
     array, check, log = _submit(slurm, submit)
     assert f"submitted job array {array}: 3 of 3 tasks (24 of 24 frames missing)" in log, log
     assert (job_dir / "job.sbatch").is_file() and (job_dir / "check.sbatch").is_file()
