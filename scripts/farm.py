@@ -272,31 +272,41 @@ def sbatch(script: Path, *extra: str) -> str:
     return r.stdout.strip().split(";")[0]
 
 
-def task_states(array_job: str) -> Dict[int, Dict[str, str]]:
-    """{array index: {"state", "exit_code"}} from sacct (accounting), else scontrol (recent jobs in memory)."""
+def parse_sacct(text: str, array_job: str) -> Dict[int, Dict[str, str]]:
+    """``sacct -X -n -P -o JobID,State,ExitCode`` lines -> {array index: {"state", "exit_code"}} (pending
+    ranges such as ``4711_[3-5%2]`` are not tasks yet and are left out)."""
     states: Dict[int, Dict[str, str]] = {}
-    try:
-        r = _slurm(["sacct", "-j", array_job, "-X", "-n", "-P", "-o", "JobID,State,ExitCode"])
-    except (RenderError, OSError, subprocess.SubprocessError):
-        r = None
-    if r is not None and r.returncode == 0 and r.stdout.strip():
-        for line in r.stdout.splitlines():
-            jid, state, code = (line.split("|") + ["", "", ""])[:3]
-            m = re.match(rf"^{re.escape(array_job)}_(\d+)$", jid.strip())
-            if m:
-                states[int(m.group(1))] = {"state": state.split()[0], "exit_code": code}
-        if states:
-            return states
-    try:
-        r = _slurm(["scontrol", "show", "job", "-o", array_job])
-    except (RenderError, OSError, subprocess.SubprocessError):
-        return states
-    for line in r.stdout.splitlines():
+    for line in text.splitlines():
+        jid, state, code = (line.split("|") + ["", "", ""])[:3]
+        m = re.match(rf"^{re.escape(array_job)}_(\d+)$", jid.strip())
+        if m and state.strip():
+            states[int(m.group(1))] = {"state": state.split()[0], "exit_code": code.strip()}
+    return states
+
+
+def parse_scontrol(text: str, array_job: str) -> Dict[int, Dict[str, str]]:
+    """``scontrol show job -o ARRAY`` (one line per array task) -> {array index: {"state", "exit_code"}}."""
+    states: Dict[int, Dict[str, str]] = {}
+    for line in text.splitlines():
         fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
         if fields.get("ArrayJobId") == array_job and fields.get("ArrayTaskId", "").isdigit():
             states[int(fields["ArrayTaskId"])] = {"state": fields.get("JobState", "?"),
                                                   "exit_code": fields.get("ExitCode", "?")}
     return states
+
+
+def task_states(array_job: str) -> Dict[int, Dict[str, str]]:
+    """{array index: {"state", "exit_code"}} from sacct (accounting), else scontrol (recent jobs in memory)."""
+    for cmd, parse in ((["sacct", "-j", array_job, "-X", "-n", "-P", "-o", "JobID,State,ExitCode"], parse_sacct),
+                       (["scontrol", "show", "job", "-o", array_job], parse_scontrol)):
+        try:
+            r = _slurm(cmd)
+        except (RenderError, OSError, subprocess.SubprocessError):
+            continue
+        states = parse(r.stdout, array_job) if r.returncode == 0 else {}
+        if states:
+            return states
+    return {}
 
 
 def submit_slurm(workflow, shot: Shot, opts: SlurmOptions, render_args: Sequence[str], *,

@@ -127,3 +127,19 @@ def test_done_ranges_are_not_resubmitted_and_check_reports_the_gap(storage):
     assert json.loads(summary.read_text())["complete"] is True and (out / "contact_sheet.png").is_file()
     r = _render(wf, "--submit", "slurm", "--servers", "http://127.0.0.1:1", *io)
     assert r.returncode == 2 and "own ComfyUI" in r.stderr
+
+
+def test_task_states_from_sacct_and_scontrol_output():
+    from scripts.farm import parse_sacct, parse_scontrol
+
+    sacct = "4711_0|COMPLETED|0:0\n4711_1|CANCELLED by 0|130:0\n4711_2|FAILED|1:0\n4711_[3-5%2]|PENDING|0:0\n" \
+            "4712|COMPLETED|0:0\n"
+    assert parse_sacct(sacct, "4711") == {0: {"state": "COMPLETED", "exit_code": "0:0"},
+                                          1: {"state": "CANCELLED", "exit_code": "130:0"},
+                                          2: {"state": "FAILED", "exit_code": "1:0"}}
+    scontrol = ("JobId=4713 ArrayJobId=4711 ArrayTaskId=2 JobName=gan-pack-sh010 JobState=FAILED "
+                "Reason=NonZeroExitCode ExitCode=1:0 RunTime=00:00:12\n"
+                "JobId=4711 ArrayJobId=4711 ArrayTaskId=0 JobName=gan-pack-sh010 JobState=COMPLETED ExitCode=0:0\n"
+                "JobId=4714 ArrayJobId=4711 ArrayTaskId=3-5%2 JobState=PENDING ExitCode=0:0\n")
+    assert parse_scontrol(scontrol, "4711") == {0: {"state": "COMPLETED", "exit_code": "0:0"},
+                                                2: {"state": "FAILED", "exit_code": "1:0"}}
