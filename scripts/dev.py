@@ -170,12 +170,27 @@ def ensure_chromium() -> None:
         log("chromium/chromedriver not found and cannot be installed here: the browser tier will be skipped")
 
 
+def ensure_slurm() -> None:
+    """Debian slurm-wlm + munge for the render-farm tests (tests/integration/test_farm.py starts a single-node
+    cluster of its own on the loopback host; nothing is configured system-wide)."""
+    if all(shutil.which(d, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") for d in ("slurmctld", "munged")):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        log("installing Debian slurm-wlm + munge for the render-farm tests")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", "slurm-wlm", "munge"], env=env, stdout=subprocess.DEVNULL)
+    else:
+        log("slurm-wlm/munge not found and cannot be installed here: the SLURM farm test will be skipped")
+
+
 def setup(with_tests: bool = False) -> tuple[Path, Path]:
     comfy = ensure_comfyui()
     py = ensure_python(comfy, with_tests)
     ensure_link(comfy)
     if with_tests:
         ensure_chromium()
+        ensure_slurm()
     return comfy, py
 
 

@@ -17,8 +17,10 @@ servers itself (one per GPU when there are several). Chunks go to whichever serv
     python scripts/render.py shot.json --servers http://gpu1:8188,http://gpu2:8188 \\
         --input-dir /mnt/shots/input --output-dir /mnt/shots/output
 
-From a farm manager's job script render one frame range per job with ``--first``/``--last``; a re-run job
-skips the frames that are already on disk.
+On a render farm the scheduler runs the tasks (scripts/farm.py): ``--submit slurm`` submits the shot as one
+SLURM job array plus a check job; for any other manager one task is ``--frames A-B --local-servers 1`` (exit code
+0 = range complete, 1 = frames failed, 2 = workflow/setup error, 3 = no ComfyUI, 130 = interrupted); a re-run
+task skips the frames that are already on disk.
 """
 from __future__ import annotations
 
@@ -49,6 +51,10 @@ SAVER = "GANPackSaveImageSequence"
 
 class RenderError(RuntimeError):
     pass
+
+
+class NoServerError(RenderError):
+    """No ComfyUI to render on (exit code 3: a node problem, unlike a workflow error)."""
 
 
 @dataclass
@@ -521,7 +527,7 @@ def render(workflow, *, servers: Sequence[str] = (), local_servers: int = 0, inp
         clients: List[ComfyClient] = [s for s, _ in local] + [ComfyClient(u) for u in servers]
         alive = [c for c in clients if c.alive()]
         if not alive:
-            raise RenderError("none of the ComfyUI servers answers: " + ", ".join(c.url for c in clients))
+            raise NoServerError("none of the ComfyUI servers answers: " + ", ".join(c.url for c in clients))
         for c in clients:
             if c not in alive:
                 log(f"[render] {c.url} does not answer; rendering without it")
@@ -537,6 +543,29 @@ def render(workflow, *, servers: Sequence[str] = (), local_servers: int = 0, inp
     summary["server_peak_rss_mb"] = peaks
     summary["renderer_peak_rss_mb"] = peak_rss_mb(os.getpid())
     return summary
+
+
+def add_farm_arguments(ap: argparse.ArgumentParser) -> None:
+    """Submitting to a farm scheduler instead of rendering here (scripts/farm.py)."""
+    g = ap.add_argument_group("render farm (scripts/farm.py)")
+    g.add_argument("--submit", choices=["slurm"], help="submit the shot to this scheduler as one job array (each "
+                   "task renders --frames-per-task frames with its own ComfyUI) plus a follow-up check job")
+    g.add_argument("--partition", help="SLURM partition")
+    g.add_argument("--frames-per-task", type=int, default=50, help="frames per array task (default 50)")
+    g.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per task (default 0: none requested)")
+    g.add_argument("--cpus-per-task", type=int, help="CPU cores per task")
+    g.add_argument("--mem", help="memory per task, SLURM syntax (e.g. 6G)")
+    g.add_argument("--time", dest="time_limit", help="time limit per task, SLURM syntax (e.g. 2:00:00)")
+    g.add_argument("--max-running", type=int, help="run at most this many tasks at once")
+    g.add_argument("--sbatch-arg", action="append", default=[],
+                   help="extra sbatch option for both jobs, e.g. --sbatch-arg=--account=show1 (repeatable)")
+    g.add_argument("--job-dir", help="job scripts, logs and task summaries (default: <frames folder>.farm beside "
+                   "the frames; must be on storage the nodes see)")
+    g.add_argument("--dry-run", action="store_true", help="print the job scripts instead of submitting them")
+    g.add_argument("--force", action="store_true", help="submit even while jobs of this shot are still queued")
+    g.add_argument("--check", action="store_true", help="render nothing: check that every frame exists, write "
+                   "--summary-json (and --contact-sheet); exit 0 when complete, 1 otherwise")
+    g.add_argument("--slurm-job", help=argparse.SUPPRESS)  # --check: the array job whose task states to report
 
 
 def main(argv=None) -> int:
@@ -563,7 +592,12 @@ def main(argv=None) -> int:
     ap.add_argument("--contact-sheet", action="store_true", help="write contact_sheet.png + preview.gif beside the frames")
     ap.add_argument("--summary-json", help="write the summary here as JSON")
     ap.add_argument("--quiet", action="store_true", help="print only the summary")
+    add_farm_arguments(ap)
     ns = ap.parse_args(argv)
+    if ns.submit or ns.check:
+        from scripts.farm import farm_main
+
+        return farm_main(ns)
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     servers = [u.strip() for u in ns.servers.split(",") if u.strip()] + ns.server
@@ -575,6 +609,12 @@ def main(argv=None) -> int:
                          last=ns.last, frames=parse_frames(ns.frames) if ns.frames else None, retries=ns.retries,
                          timeout=ns.timeout, cpu=ns.cpu, extra_model_paths=ns.extra_model_paths,
                          verify=not ns.no_verify, quiet=ns.quiet)
+    except NoServerError as e:
+        print(f"[render] error: {e}", file=sys.stderr)
+        return 3
+    except ComfyError as e:  # a local server that did not start
+        print(f"[render] error: {e}", file=sys.stderr)
+        return 3
     except RenderError as e:
         print(f"[render] error: {e}", file=sys.stderr)
         return 2
