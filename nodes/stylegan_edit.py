@@ -152,9 +152,9 @@ def _optional_directions():
                                                    "when a direction_file is chosen."})}
 
 
-def _edited_latent(latent, ws, labels):
+def _edited_latent(latent, ws, labels, grid=None):
     return make_latent(ws, labels=labels, psi=latent.get("psi", 1.0), cutoff=latent.get("cutoff"),
-                       class_index=latent.get("class_index", 0))
+                       class_index=latent.get("class_index", 0), grid=grid)
 
 
 # --------------------------------------------------------------------------------------------- nodes
@@ -252,7 +252,8 @@ class EditLatent:
         ws = ed.edit_latent(latent["ws"], d, float(strength), idx, renormalize=renormalize,
                             center=G.w_avg.detach().float().cpu())
         labels = [f"{lab} | {label} {float(strength):+g}" for lab in latent["labels"]]
-        return (_edited_latent(latent, ws, labels),)
+        # one output per input: a Style Mix grid stays a grid (its blank cells stay blank)
+        return (_edited_latent(latent, ws, labels, grid=latent.get("grid")),)
 
 
 class EditSweep:
