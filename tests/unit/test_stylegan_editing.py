@@ -337,3 +337,21 @@ def test_directions_cache_per_model_weights(sg2, tmp_path, monkeypatch):
     gs = ed.cached_directions(G, "ganspace", n_samples=300, cache_dir=tmp_path)
     ref = ed.ganspace_directions(G, 300, 0)
     assert torch.allclose(gs["directions"], ref[0], atol=1e-5) and torch.allclose(gs["values"], ref[1], rtol=1e-5)
+
+
+def test_sigma_units_and_direction_indices(sg2):
+    G, _ = sg2
+    W = ed.sample_w(G, 400, seed=2).double()
+    cov = torch.cov(W.T)
+    d = torch.zeros(G.num_ws, G.w_dim)
+    d[0, 3] = 5.0  # along one axis of W: sigma = that coordinate's std, whatever the stored length
+    d[1] = torch.randn(G.w_dim)
+    scaled = ed.sigma_scaled(d, cov)
+    assert torch.allclose(scaled[0, 3], W[:, 3].std().float(), rtol=1e-5)
+    proj = W @ (d[1] / d[1].norm()).double()
+    assert torch.allclose(scaled[1].norm(), proj.std().float(), rtol=1e-4)
+    assert torch.equal(scaled[2:], torch.zeros_like(scaled[2:]))  # rows of zeros stay zero
+    assert ed.parse_direction_indices("3,0-1", 8) == [3, 0, 1]
+    assert ed.parse_direction_indices("all", 3) == [0, 1, 2]
+    with pytest.raises(ValueError, match="out of range 0..7"):
+        ed.parse_direction_indices("2-9", 8)
