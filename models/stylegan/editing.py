@@ -371,7 +371,8 @@ def _read_tensor(path: Path) -> torch.Tensor:
             raise
         except Exception as e:  # noqa: BLE001
             raise DirectionFileError(f"direction file '{name}' is not a readable .safetensors file: {e}") from None
-    raise DirectionFileError(f"direction file '{name}': unsupported type '{ext}' (use {', '.join(DIRECTION_EXTENSIONS)})")
+    raise DirectionFileError(f"direction file '{name}': unsupported type '{ext}' "
+                             f"(use {', '.join(DIRECTION_EXTENSIONS)})")
 
 
 _DIRECTION_KEYS = ("direction", "boundary", "latent", "w", "dir")
