@@ -207,7 +207,8 @@ class StyleGANDirections:
         head = ", ".join(f"{i}: {float(v):.3g}" for i, v in enumerate(result["values"][:8]))
         where = "all modulated layers" if idx is None else f"ws {idx}"
         summary = (f"{method} on {where}: {result['directions'].shape[0]} directions; {what} {head}; "
-                   f"sigma of W along 0-3: " + ", ".join(f"{float(s):.3g}" for s in result["sigmas"][:4]))
+                   f"sigma of W along 0-3: " + ", ".join(f"{float(s):.3g}" for s in result["sigmas"][:4])
+                   + f" ({ed.layer_reader_summary(G)})")
         return (result, summary)
 
 
