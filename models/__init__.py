@@ -50,6 +50,15 @@ _API = {
     "describe_stylegan": ".stylegan",
     "seeds_to_ws": ".stylegan",
     "synthesize": ".stylegan",
+    # StyleGAN semantic editing (SeFa, GANSpace, direction files)
+    "sefa_directions": ".stylegan.editing",
+    "ganspace_directions": ".stylegan.editing",
+    "edit_latent": ".stylegan.editing",
+    "edit_sweep": ".stylegan.editing",
+    "load_direction": ".stylegan.editing",
+    "cached_directions": ".stylegan.editing",
+    "sample_w": ".stylegan.editing",
+    "DirectionFileError": ".stylegan.editing",
 
     "StyleGAN3Generator": ".stylegan.sg3",
     "infer_sg3_config": ".stylegan.sg3",

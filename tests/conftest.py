@@ -59,7 +59,8 @@ def _comfy_dir() -> Path:
 def models_root(tmp_path_factory) -> Path:
     """The models tree registered with the server through extra_model_paths.yaml."""
     root = tmp_path_factory.mktemp("models")
-    for sub in ("pix2pix", "cyclegan", "stylegan", "style_transfer", "upscale_models", "vae_approx", "vae"):
+    for sub in ("pix2pix", "cyclegan", "stylegan", "style_transfer", "upscale_models", "vae_approx", "vae",
+                "stylegan_directions"):
         (root / sub).mkdir()
     return root
 
@@ -74,6 +75,7 @@ def comfy_server(tmp_path_factory, models_root):
     yaml.write_text("\n".join(lines) + "\n")
     from scripts.comfy_client import ComfyServer
 
+    os.environ.setdefault("GAN_PACK_CACHE_DIR", str(workdir / "cache"))  # computed StyleGAN directions
     server = ComfyServer(comfy, workdir=workdir, extra_model_paths=[yaml])
     server.start()
     yield server

@@ -19,9 +19,12 @@ from .projection import ProjectionResult, project_image, ssim
 from .loading import StyleGANLoadError, build_stylegan, describe_stylegan, load_stylegan, save_stylegan
 from .safe_pickle import UnsafePickleError
 from .sg2 import StyleGAN2Generator, infer_sg2_config
+from .editing import (DirectionFileError, cached_directions, edit_latent, edit_sweep, ganspace_directions,
+                      load_direction, sample_w, sefa_directions)
 
 __all__ = ["StyleGAN", "StyleGAN2Generator", "infer_sg2_config", "StyleGANLoadError", "UnsafePickleError",
            "load_stylegan", "save_stylegan", "build_stylegan", "describe_stylegan", "seeds_to_z", "parse_seeds",
            "parse_layers",
            "layer_presets", "style_mix", "interpolate_latents", "slerp", "class_to_c", "project_image",
-           "ProjectionResult", "ssim", "seeds_to_ws", "synthesize"]
+           "ProjectionResult", "ssim", "seeds_to_ws", "synthesize", "sefa_directions", "ganspace_directions",
+           "edit_latent", "edit_sweep", "load_direction", "cached_directions", "sample_w", "DirectionFileError"]

@@ -64,8 +64,33 @@ def to_diffusion(info) -> Workflow:
     return wf
 
 
+def edit_sweep(info) -> Workflow:
+    wf = Workflow(info)
+    wf.note("Semantic editing: StyleGAN Directions finds the model's own editing directions with SeFa (from the "
+            "weights alone, no data, no download); Edit Sweep moves one latent along the first four, from -3 to +3 "
+            "sigma (the middle column is the unedited picture); the grid has one row per direction. With the "
+            "bundled islands model direction 0 darkens and greens the sea towards +3 sigma; the README's "
+            "'StyleGAN semantic editing' section lists what each direction changes, measured.\n"
+            "Edit a photo: Project Image to Latent -> Edit Latent -> Synthesize. Use your own InterFaceGAN / "
+            "encoder4editing direction files from ComfyUI/models/stylegan_directions with direction_file.")
+    model = wf.add("GANPackLoadStyleGAN", model_name=BUNDLED)
+    latent = wf.add("GANPackStyleGANLatent", title="Latent to edit", stylegan=model[0], seeds="5",
+                    truncation_psi=1.0, truncation_cutoff=0, class_index=0)
+    dirs = wf.add("GANPackStyleGANDirections", stylegan=model[0], method="sefa", layers="all", custom_layers="0-3",
+                  n_samples=10000, seed=0)
+    sweep = wf.add("GANPackStyleGANEditSweep", stylegan=model[0], latent=latent[0], directions=dirs[0],
+                   direction_indices="0-3", strength_min=-3.0, strength_max=3.0, steps=7, direction_file="(none)",
+                   units="sigma", layers="as computed", custom_layers="0-3", renormalize=False)
+    synth = wf.add("GANPackStyleGANSynthesize", stylegan=model[0], latent=sweep[0], noise_mode="const", seed=0,
+                   batch_size=8)
+    grid = wf.add("GANPackStyleGANImageGrid", images=synth[0], columns=sweep[1], fill=0.0)
+    wf.add("SaveImage", images=grid[0], filename_prefix="gan_pack/edit_sweep")
+    return wf
+
+
 BUILDERS = {
     "stylegan_style_mixing": style_mixing,
     "stylegan_latent_walk": latent_walk,
     "stylegan_to_diffusion": to_diffusion,
+    "stylegan_edit_sweep": edit_sweep,
 }

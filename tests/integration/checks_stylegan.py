@@ -1,4 +1,5 @@
-"""Pixel checks of the StyleGAN workflows (stylegan_style_mixing, stylegan_latent_walk, stylegan_to_diffusion).
+"""Pixel checks of the StyleGAN workflows (stylegan_style_mixing, stylegan_latent_walk, stylegan_to_diffusion,
+stylegan_edit_sweep).
 
 Each recomputes the expected pixels with the engine directly in this process (``models.stylegan``: same model
 file, seeds, truncation, layers, frames) and compares with what the server saved (SaveImage's 8-bit conversion
@@ -213,8 +214,54 @@ def _check_diffusion(server, prompt, files, images):
     assert change > 2.0, f"the VAE output does not depend on the StyleGAN image (mean change {change:.2f})"
 
 
+# ------------------------------------------------------------------------------------------ edit sweep
+def _check_edit_sweep(server, prompt, files, images):
+    """The strength x direction grid equals the engine's (SeFa directions, sigma units, the sweep's strengths), the
+    middle column is the unedited latent, and along every row the picture moves away monotonically: the distance
+    from the first column grows at every step, and the distance from the unedited picture grows both ways."""
+    from models.image import image_grid
+    from models.stylegan import editing as ed
+
+    (grid_img,) = images
+    (loader,) = nodes_of(prompt, "GANPackLoadStyleGAN")
+    (dirs_node,) = nodes_of(prompt, "GANPackStyleGANDirections")
+    (sweep,) = nodes_of(prompt, "GANPackStyleGANEditSweep")
+    (synth,) = nodes_of(prompt, "GANPackStyleGANSynthesize")
+    G = load(prompt[loader]["inputs"]["model_name"], server)
+    di, si = prompt[dirs_node]["inputs"], prompt[sweep]["inputs"]
+    assert di["method"] == "sefa" and di["layers"] == "all" and si["units"] == "sigma"
+    assert si["layers"] == "as computed" and not si["renormalize"] and si["direction_file"] == "(none)"
+    li = prompt[si["latent"][0]]["inputs"]
+    ws = engine_ws(G, li["seeds"], li["truncation_psi"], li["truncation_cutoff"])
+    r = ed.cached_directions(G, "sefa", n_samples=di["n_samples"], seed=di["seed"], cache_dir=False)
+    idx = ed.parse_direction_indices(si["direction_indices"], r["directions"].shape[0])
+    S = si["steps"]
+    strengths = torch.linspace(si["strength_min"], si["strength_max"], S).tolist()
+    dirs = r["directions"][idx] * r["sigmas"][idx, None]
+    edited = ed.edit_sweep(ws, dirs, strengths).reshape(-1, G.num_ws, G.w_dim)
+    cells = engine_images(G, edited, prompt[synth]["inputs"]["noise_mode"])
+    res = G.img_resolution
+    rows = ws.shape[0] * len(idx)
+    assert grid_img.shape[:2] == (rows * res, S * res), f"grid {grid_img.shape} for {rows} rows x {S} strengths"
+    expected = image_grid(torch.from_numpy(cells), S, fill=0.0)[0].numpy()
+    assert_close_8bit(grid_img, expected, "edit sweep grid")
+    got = grid_img[..., :3].astype(np.float64).reshape(rows, res, S, res, 3).transpose(0, 2, 1, 3, 4)
+    centre = strengths.index(0.0) if 0.0 in strengths else None
+    assert centre is not None, f"a symmetric sweep shows the unedited latent: strengths {strengths}"
+    assert_close_8bit(got[0, centre], engine_images(G, ws[:1])[0], "strength 0 column (the unedited latent)")
+    for r_ in range(rows):
+        from_first = np.array([np.abs(got[r_, j] - got[r_, 0]).mean() for j in range(S)])
+        from_centre = np.array([np.abs(got[r_, j] - got[r_, centre]).mean() for j in range(S)])
+        steps = np.diff(from_first)
+        assert (steps > 0.5).all(), f"row {r_}: distance from the first column must grow at every step: {from_first}"
+        assert (np.diff(from_centre[:centre + 1]) < -0.5).all() and (np.diff(from_centre[centre:]) > 0.5).all(), \
+            f"row {r_}: distance from the unedited picture must grow both ways: {from_centre}"
+        assert from_first[-1] > 10, f"row {r_}: the edit barely changes the picture ({from_first[-1]:.1f}/255)"
+
+
 CHECKS = {
     "stylegan_style_mixing": Check(_check_style_mixing),
     "stylegan_latent_walk": Check(_check_walk, _prepare_walk),
     "stylegan_to_diffusion": Check(_check_diffusion, _prepare_diffusion),
+    "stylegan_edit_sweep": Check(_check_edit_sweep),
 }
