@@ -9,6 +9,8 @@ discriminators, weight init), ``objectives`` (GAN losses, gradient penalty), ``p
 """
 from __future__ import annotations
 
+from .data import DataFolderError, FolderDataset
+from .loop import TrainResult, train_folders
 from .trainer import GANTrainer, NonFiniteLossError
 
-__all__ = ["GANTrainer", "NonFiniteLossError"]
+__all__ = ["GANTrainer", "NonFiniteLossError", "train_folders", "TrainResult", "FolderDataset", "DataFolderError"]

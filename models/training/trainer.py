@@ -252,8 +252,8 @@ class GANTrainer:
         self._backward_step(loss_G, 0)
         set_requires_grad([D], True)
         self.visuals = {"real_A": real_A.detach(), "fake_B": fake_B.detach(), "real_B": real_B.detach()}
-        return {"G_GAN": float(loss_G_GAN), "G_L1": float(loss_G_L1), "D_real": float(loss_D_real),
-                "D_fake": float(loss_D_fake)}
+        return {"G_GAN": _item(loss_G_GAN), "G_L1": _item(loss_G_L1), "D_real": _item(loss_D_real),
+                "D_fake": _item(loss_D_fake)}
 
     def _step_cyclegan(self, real_A, real_B) -> Dict[str, float]:
         o = self.opt
@@ -312,9 +312,9 @@ class GANTrainer:
         if idt_A is not None:
             self.visuals["idt_A"] = idt_A.detach()
             self.visuals["idt_B"] = idt_B.detach()
-        return {"D_A": float(loss_D_A), "G_A": float(loss_G_A), "cycle_A": float(loss_cycle_A),
-                "idt_A": float(loss_idt_A), "D_B": float(loss_D_B), "G_B": float(loss_G_B),
-                "cycle_B": float(loss_cycle_B), "idt_B": float(loss_idt_B)}
+        return {"D_A": _item(loss_D_A), "G_A": _item(loss_G_A), "cycle_A": _item(loss_cycle_A),
+                "idt_A": _item(loss_idt_A), "D_B": _item(loss_D_B), "G_B": _item(loss_G_B),
+                "cycle_B": _item(loss_cycle_B), "idt_B": _item(loss_idt_B)}
 
     # ------------------------------------------------------------------ resumable state
     def training_state(self) -> Dict[str, Any]:
@@ -354,6 +354,10 @@ class GANTrainer:
         for s, sd in zip(self.scalers, state.get("scalers", [])):
             s.load_state_dict(sd)
         self.steps = int(state["steps"])
+
+
+def _item(x) -> float:
+    return float(x.detach().item()) if isinstance(x, torch.Tensor) else float(x)
 
 
 def _to_cpu(obj):
