@@ -88,6 +88,7 @@ def train_folders(kind: str, dataroot, *, device=None, progress: Optional[Callab
                   sample: Optional[Callable[[int, torch.Tensor, Path], None]] = None,
                   on_save: Optional[Callable[[List[Path], Dict], None]] = None,
                   check_interrupt: Optional[Callable[[], None]] = None,
+                  stop_requested: Optional[Callable[[], bool]] = None,
                   log: Optional[Callable[[str], None]] = print, **options) -> TrainResult:
     """Train ``kind`` on the images under ``dataroot`` (see the module docstring); options by the reference's
     names plus ``seed``, ``amp``, ``lambda_gp``, ``max_iters``, ``save_state_freq``.
@@ -95,7 +96,9 @@ def train_folders(kind: str, dataroot, *, device=None, progress: Optional[Callab
     Callbacks: ``progress(info)`` after every step (``info``: epoch, epoch_iter, total_iters, step, steps_total,
     losses, lr, seconds, it_per_s); ``sample(total_iters, image_hwc, path)`` when a sample is written;
     ``on_save(files, info)`` after every save; ``check_interrupt()`` before every step (raise to stop: nothing is
-    saved then, the last saved files stay as they were)."""
+    saved then, the last saved files stay as they were); ``stop_requested()`` before every step (True: save the
+    networks and the training state at this iteration and return with ``finished`` False -- how a farm job
+    stops on SIGTERM so that ``continue_train`` carries on exactly)."""
     log = log or (lambda s: None)
     opts = _options.resolve(kind, options, "all")
     device = torch.device(device) if device is not None else torch.device("cpu")
@@ -173,6 +176,12 @@ def train_folders(kind: str, dataroot, *, device=None, progress: Optional[Callab
                 break
             if check_interrupt is not None:
                 check_interrupt()
+            if stop_requested is not None and stop_requested():
+                save("stopped", ("latest",), epoch, batch_no)
+                log(f"stopped at epoch {epoch}, iteration {total_iters}: state saved, continue with continue_train")
+                result.finished = False
+                stop = True
+                break
             t_step = time.perf_counter()
             losses = trainer.step(batch)
             prev = total_iters
@@ -224,7 +233,6 @@ def train_folders(kind: str, dataroot, *, device=None, progress: Optional[Callab
     if not stop and session_steps and last_epoch % opts["save_epoch_freq"] != 0:
         save("done", ("latest",), epoch, 0)
     result.total_iters, result.epoch, result.losses = total_iters, epoch, dict(trainer.losses)
-    result.finished = True
     result.seconds = time.perf_counter() - t0
     result.steps = session_steps
     result.trainer = trainer
