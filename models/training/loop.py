@@ -88,7 +88,7 @@ def train_folders(kind: str, dataroot, *, device=None, progress: Optional[Callab
                   sample: Optional[Callable[[int, torch.Tensor, Path], None]] = None,
                   on_save: Optional[Callable[[List[Path], Dict], None]] = None,
                   check_interrupt: Optional[Callable[[], None]] = None,
-                  stop_requested: Optional[Callable[[], bool]] = None,
+                  stop_requested: Optional[Callable[[], bool]] = None, session_iters: int = 0,
                   log: Optional[Callable[[str], None]] = print, **options) -> TrainResult:
     """Train ``kind`` on the images under ``dataroot`` (see the module docstring); options by the reference's
     names plus ``seed``, ``amp``, ``lambda_gp``, ``max_iters``, ``save_state_freq``.
@@ -148,6 +148,8 @@ def train_folders(kind: str, dataroot, *, device=None, progress: Optional[Callab
     if max_iters:
         steps_total = min(steps_total, math.ceil(max_iters / bs))
     steps_done = (total_iters // bs) if total_iters else 0
+    if session_iters > 0:
+        steps_total = min(steps_total, steps_done + session_iters)
     result = TrainResult(folder, kind, total_iters, epoch, dict(trainer.losses))
     save_state_freq = opts["save_state_freq"] or opts["save_latest_freq"]
     t0 = time.perf_counter()
@@ -207,7 +209,8 @@ def train_folders(kind: str, dataroot, *, device=None, progress: Optional[Callab
                 path = save_png(img, folder / "samples" / f"epoch{epoch:03d}_iter{total_iters:08d}.png")
                 if sample is not None:
                     sample(total_iters, img, path)
-            reached = bool(max_iters) and total_iters >= max_iters
+            reached = (bool(max_iters) and total_iters >= max_iters) or \
+                (session_iters > 0 and session_steps >= session_iters)
             if crossed(opts["save_latest_freq"]) or reached:
                 suffix = f"iter_{total_iters}" if opts["save_by_iter"] and not reached else "latest"
                 save("latest" if not reached else "max_iters", (suffix,) if suffix == "latest" else (suffix, "latest"),
