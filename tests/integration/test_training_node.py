@@ -44,6 +44,20 @@ def test_cancel_keeps_the_last_save_and_continue_resumes(comfy_server):
     comfy_server.run(_prompt(2, True), timeout=300)
     state = torch.load(run / "train_state.pt", weights_only=True)
     assert state["total_iters"] == saved + 2
+    # Load Translator finds the exported generator by name and Translate Image runs it
+    entry = comfy_server.run({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "gan_pack_outlines.png"}},
+        "2": {"class_type": "GANPackLoadTranslator", "inputs": {"model_name": f"pix2pix/{NAME}/latest_net_G.pth",
+                                                               "direction": "auto"}},
+        "3": {"class_type": "GANPackTranslate", "inputs": {
+            "translator": ["2", 0], "image": ["1", 0], "tile_size": 0, "tile_overlap": 0, "mode": "eval", "seed": 0,
+            "resize_to_train_size": False, "precision": "float32", "batch_size": 1}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "ci_trained"}},
+    }, timeout=120)
+    (out,) = comfy_server.output_files(entry)
+    from PIL import Image
+
+    assert Image.open(out).size == (320, 256)
 
 
 def test_bad_data_folder_is_a_clear_error(comfy_server):
