@@ -26,10 +26,9 @@ resumed run sees exactly the batches it would have seen.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -242,14 +241,13 @@ class FolderDataset:
         for bi in range(start_batch, math.ceil(self.size / batch_size)):
             positions = range(bi * batch_size, min(self.size, (bi + 1) * batch_size))
             samples = [self.get(epoch, pos, int(order[pos])) for pos in positions]
-            shapes = {tuple(s.A.shape) for s in samples} | {tuple(s.B.shape) for s in samples} \
-                if self.mode != "unaligned" else {tuple(s.A.shape) for s in samples}
             try:
                 A = torch.stack([s.A for s in samples])
                 B = torch.stack([s.B for s in samples])
             except RuntimeError:
+                shapes = sorted({tuple(s.A.shape[1:]) for s in samples} | {tuple(s.B.shape[1:]) for s in samples})
                 raise DataFolderError(
-                    f"images of one batch have different sizes ({sorted(shapes)}): with preprocess "
+                    f"images of one batch have different sizes ({shapes}): with preprocess "
                     f"{self.preprocess!r} use batch_size 1 or a cropping preprocess") from None
             yield {"A": A, "B": B, "A_paths": [s.A_path for s in samples], "B_paths": [s.B_path for s in samples]}
 
