@@ -221,7 +221,7 @@ def test_gan_losses_and_gradient_penalty():
     real, fake = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
     gp, grads = gradient_penalty(net, real, fake, lambda_gp=10.0)
     # d(sum of 16 outputs)/dx = 0.5 everywhere: ||g|| = 0.5 * sqrt(48)
-    assert float(gp) == pytest.approx(10 * (0.5 * 48 ** 0.5 - 1) ** 2, rel=1e-5)
+    assert float(gp.detach()) == pytest.approx(10 * (0.5 * 48 ** 0.5 - 1) ** 2, rel=1e-5)
     gp.backward()
     assert net.weight.grad is not None
 
