@@ -12,7 +12,8 @@ from integration.workflow_checks import Check
 
 REPO = Path(__file__).resolve().parents[2]
 OUTLINES = REPO / "workflows" / "inputs" / "gan_pack_outlines.png"
-CI_ITERATIONS = 12
+CI_ITERATIONS = 8
+CI_BATCH = 4  # the workflow's
 CI_NAME = "ci_train_outlines"
 
 
@@ -42,7 +43,7 @@ def _check_train_pix2pix_folders(server, prompt, files, images):
     for name in ("latest_net_G.pth", "latest_net_D.pth", "train_state.pt", "train_opt.txt", "loss_log.txt"):
         assert (run / name).is_file(), name
     state = torch.load(run / "train_state.pt", weights_only=True)
-    assert state["total_iters"] == CI_ITERATIONS and state["trainer"]["steps"] == CI_ITERATIONS
+    assert state["total_iters"] == CI_ITERATIONS * CI_BATCH and state["trainer"]["steps"] == CI_ITERATIONS
     assert torch.equal(torch.load(g_file, weights_only=True)["model.model.0.weight"],
                        state["trainer"]["nets"]["G"]["model.model.0.weight"])
     assert len(list((run / "samples").glob("*.png"))) == CI_ITERATIONS // 4
@@ -58,7 +59,7 @@ def _check_train_pix2pix_folders(server, prompt, files, images):
     untrained = translate(init, torch.from_numpy(src.astype(np.float32) / 255)[None])[0].numpy() * 255
     assert np.abs(untrained - again[0].numpy() * 255).mean() > 5.0
     grey = outs[0][..., :3].astype(np.float64).mean(-1)
-    assert np.corrcoef(grey.ravel(), src.mean(-1).ravel())[0, 1] > 0.2  # 0.31 measured after 12 iterations
+    assert np.corrcoef(grey.ravel(), src.mean(-1).ravel())[0, 1] > 0.2  # 0.44 measured after the 8 iterations
 
 
 CHECKS = {"train_pix2pix_folders": Check(_check_train_pix2pix_folders, _prepare)}
