@@ -84,22 +84,10 @@ class GANTrainer:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.loss_names = LOSS_NAMES[kind]
         self.model_names = MODEL_NAMES[kind]
-        dropout = not o["no_dropout"]
-        nc_in, nc_out = o["input_nc"], o["output_nc"]
-        if kind == "pix2pix":
-            nets = {"G": define_G(nc_in, nc_out, o["ngf"], o["netG"], o["norm"], dropout, train_size),
-                    "D": define_D(nc_in + nc_out, o["ndf"], o["netD"], o["n_layers_D"], o["norm"])}
-        else:
-            if o["lambda_identity"] > 0 and nc_in != nc_out:
-                raise ValueError(f"identity loss needs input_nc == output_nc (got {nc_in} and {nc_out}); "
-                                 "set lambda_identity 0")
-            nets = {"G_A": define_G(nc_in, nc_out, o["ngf"], o["netG"], o["norm"], dropout, train_size),
-                    "G_B": define_G(nc_out, nc_in, o["ngf"], o["netG"], o["norm"], dropout, train_size),
-                    "D_A": define_D(nc_out, o["ndf"], o["netD"], o["n_layers_D"], o["norm"]),
-                    "D_B": define_D(nc_in, o["ndf"], o["netD"], o["n_layers_D"], o["norm"])}
-        gen = torch.Generator().manual_seed(int(o["seed"]))
-        for name in self.model_names:  # the reference's order: generators, then discriminators
-            init_weights(nets[name], o["init_type"], o["init_gain"], generator=gen)
+        # building the layers draws PyTorch's default initialisation from the global RNG; keep that RNG (which
+        # drives dropout during the steps) untouched, so the masks follow whatever seed the caller set
+        with torch.random.fork_rng(devices=[]):
+            nets = self._build(kind, o, train_size)
         if init is not None:
             self._load_init(nets, init)
         self.dtype = dtype
@@ -125,6 +113,26 @@ class GANTrainer:
         self.steps = 0
 
     # ------------------------------------------------------------------ construction helpers
+    @staticmethod
+    def _build(kind: str, o: Mapping[str, Any], train_size: Optional[int]) -> Dict[str, torch.nn.Module]:
+        dropout = not o["no_dropout"]
+        nc_in, nc_out = o["input_nc"], o["output_nc"]
+        if kind == "pix2pix":
+            nets = {"G": define_G(nc_in, nc_out, o["ngf"], o["netG"], o["norm"], dropout, train_size),
+                    "D": define_D(nc_in + nc_out, o["ndf"], o["netD"], o["n_layers_D"], o["norm"])}
+        else:
+            if o["lambda_identity"] > 0 and nc_in != nc_out:
+                raise ValueError(f"identity loss needs input_nc == output_nc (got {nc_in} and {nc_out}); "
+                                 "set lambda_identity 0")
+            nets = {"G_A": define_G(nc_in, nc_out, o["ngf"], o["netG"], o["norm"], dropout, train_size),
+                    "G_B": define_G(nc_out, nc_in, o["ngf"], o["netG"], o["norm"], dropout, train_size),
+                    "D_A": define_D(nc_out, o["ndf"], o["netD"], o["n_layers_D"], o["norm"]),
+                    "D_B": define_D(nc_in, o["ndf"], o["netD"], o["n_layers_D"], o["norm"])}
+        gen = torch.Generator().manual_seed(int(o["seed"]))
+        for name in MODEL_NAMES[kind]:  # the reference's order: generators, then discriminators
+            init_weights(nets[name], o["init_type"], o["init_gain"], generator=gen)
+        return nets
+
     def _load_init(self, nets, init) -> None:
         missing = [k for k in self.model_names if k not in init]
         extra = [k for k in init if k not in self.model_names]
