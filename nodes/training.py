@@ -137,6 +137,30 @@ class TrainGANFromFolders:
                         "--n_epochs 50 --n_epochs_decay 50'."}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
+    @classmethod
+    def IS_CHANGED(cls, model, data_folder, name, continue_training=False, **_):
+        """Re-run when the data folder's files change, and (continuing) when the run's saved state changed --
+        so queueing again with continue_training on trains further instead of returning the cached result."""
+        import hashlib
+
+        h = hashlib.sha256()
+        try:
+            root = resolve_data_folder(data_folder)
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                for f in sorted(filenames):
+                    st = os.stat(os.path.join(dirpath, f))
+                    h.update(f"{os.path.relpath(os.path.join(dirpath, f), root)}:{st.st_size}:{st.st_mtime_ns};".encode())
+        except (OSError, ValueError):
+            pass
+        if continue_training:
+            try:
+                st = os.stat(os.path.join(folder_paths.get_output_directory(), RUNS_FOLDER, str(name), "train_state.pt"))
+                h.update(f"state:{st.st_size}:{st.st_mtime_ns}".encode())
+            except OSError:
+                pass
+        return h.hexdigest()
+
     def train(self, model, data_folder, name, iterations, netG, ngf, ndf, load_size, crop_size, batch_size, lr,
               save_every, preview_every, seed, continue_training, options="", unique_id=None):
         from ..models.training import options as O

@@ -44,6 +44,9 @@ def test_cancel_keeps_the_last_save_and_continue_resumes(comfy_server):
     comfy_server.run(_prompt(2, True), timeout=300)
     state = torch.load(run / "train_state.pt", weights_only=True)
     assert state["total_iters"] == saved + 2
+    # queueing the very same prompt again trains further (not ComfyUI's cached result): the state changed
+    comfy_server.run(_prompt(2, True), timeout=300)
+    assert torch.load(run / "train_state.pt", weights_only=True)["total_iters"] == saved + 4
     # Load Translator finds the exported generator by name and Translate Image runs it
     entry = comfy_server.run({
         "1": {"class_type": "LoadImage", "inputs": {"image": "gan_pack_outlines.png"}},
