@@ -11,7 +11,7 @@ defaults: ``--netG --netD --n_layers_D --ngf --ndf --norm --no_dropout --gan_mod
 --input_nc --output_nc --direction --init_type --init_gain --batch_size --load_size --crop_size --preprocess
 --no_flip --serial_batches --max_dataset_size --dataset_mode --phase --print_freq --display_freq
 --save_latest_freq --save_epoch_freq --save_by_iter --continue_train --epoch --checkpoints_dir --name``, plus
-``--seed --max_iters --save_state_freq --lambda_gp --amp --device --torch_threads``. The data folder layouts
+``--seed --max_iters --save_state_freq --lambda_gp --amp --device --deterministic --torch_threads``. The data folder layouts
 are described in ``models/training/data.py`` (aligned A|B images in ``train/``, or ``trainA/`` + ``trainB/``).
 
 Writes ``<checkpoints_dir>/<name>/``: ``latest_net_G.pth`` (pix2pix) or ``latest_net_G_A.pth`` /
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "aligned | paired | unaligned (default: detected from the folder)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
     ap.add_argument("--gpu_ids", default=None, help="the reference's form: -1 = CPU, 0 = cuda:0 (one GPU)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="deterministic CUDA kernels (bit-exact reruns and resumes on a GPU; slower)")
     ap.add_argument("--torch_threads", type=int, default=0, help="CPU threads for PyTorch (0 = its default)")
     ap.add_argument("--summary_json", default=None, help="write the final summary here as JSON")
     ap.add_argument("--quiet", action="store_true", help="no progress bar (loss lines every print_freq only)")
@@ -112,7 +115,13 @@ class _Bar:
 def main(argv=None) -> int:
     ap = build_parser()
     ns = ap.parse_args(argv)
+    if ns.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts
     import torch
+
+    if ns.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
 
     from models.training import DataFolderError, NonFiniteLossError, train_folders
 
