@@ -79,6 +79,11 @@ _API = {
     "required_files": ".style",
     "missing_files": ".style",
     "StyleNetworkLoadError": ".style",
+    # training Pix2Pix / CycleGAN by the reference recipes
+    "GANTrainer": ".training",
+    "NonFiniteLossError": ".training",
+    "train_folders": ".training",
+    "DataFolderError": ".training",
 }
 
 __all__ = sorted(_API)
