@@ -170,7 +170,7 @@ def _default_threads() -> int:
 def convert_colourspace(images, source: str, target: str, *, config=None, alpha=None, premultiplied: bool = False,
                         threads: Optional[int] = None, progress: Optional[Callable[[int, int], None]] = None,
                         check_interrupt: Optional[Callable[[], None]] = None):
-    """Convert ``images`` (``[N, H, W, C]`` or ``[H, W, C]``, C = 3 or 4, torch tensor or numpy array) from the
+    """Convert ``images`` (``[N, H, W, C]``, ``[H, W, C]`` or ``[P, C]``, C = 3 or 4, tensor or numpy array) from the
     colour space ``source`` to ``target`` of an OCIO config; returns the same kind of array (float32, on the
     input's device). A fourth channel, or ``alpha`` (``[N, H, W]``), is alpha: passed through untouched and,
     with ``premultiplied``, used to unpremultiply around the transform. Values are never clamped; the result
@@ -184,25 +184,24 @@ def convert_colourspace(images, source: str, target: str, *, config=None, alpha=
         src = images.detach().to("cpu", torch.float32).numpy()
     else:
         src = np.asarray(images, dtype=np.float32)
-    single = src.ndim == 3
-    if single:
-        src = src[None]
+    shape = src.shape
+    if src.ndim in (2, 3):  # a pixel list [P, C] or one image [H, W, C]
+        src = src.reshape((1,) * (4 - src.ndim) + src.shape)
     if src.ndim != 4 or src.shape[-1] not in (3, 4):
-        raise ColourError(f"expected images [N, H, W, 3|4], got shape {tuple(np.shape(images))}")
+        raise ColourError(f"expected images [N, H, W, 3|4] (or [H, W, C], [P, C]), got shape {tuple(shape)}")
     n, h, w, c = src.shape
     a_all = None
     if alpha is not None:
         a_all = alpha.detach().to("cpu").float().numpy() if hasattr(alpha, "detach") else np.asarray(alpha, np.float32)
-        if a_all.ndim == 2:
-            a_all = a_all[None]
-        if a_all.shape != (n, h, w):
-            raise ColourError(f"alpha of shape {a_all.shape} does not match the images {(n, h, w, c)}")
+        if a_all.shape != tuple(shape[:-1]) and a_all.shape != (n, h, w):
+            raise ColourError(f"alpha of shape {a_all.shape} does not match the images {tuple(shape)}")
+        a_all = a_all.reshape(n, h, w)
     elif c == 4:
         a_all = src[..., 3]
     out = np.empty_like(src)
     if proc.isNoOp():
         out[...] = src
-        return _wrap(out[0] if single else out, is_torch, images)
+        return _wrap(out.reshape(shape), is_torch, images)
     workers = threads or _default_threads()
     pool = ThreadPoolExecutor(workers) if workers > 1 and h > ROWS_PER_TASK else None
 
@@ -234,7 +233,7 @@ def convert_colourspace(images, source: str, target: str, *, config=None, alpha=
     finally:
         if pool is not None:
             pool.shutdown()
-    return _wrap(out[0] if single else out, is_torch, images)
+    return _wrap(out.reshape(shape), is_torch, images)
 
 
 def _wrap(arr: np.ndarray, is_torch: bool, like):
