@@ -165,9 +165,20 @@ def _open(path: Path, header_only: bool = False):
     except ExrError as e:
         raise ExrError(f"cannot read EXR frame {path} ({size} bytes): the file is truncated or corrupt ({e})") from e
     except Exception as e:  # the bindings raise RuntimeError/ValueError with terse texts
+        if not header_only and _is_deep(path):
+            raise ExrError(f"{path.name}: deep image data is not supported; flatten it to a regular scanline or "
+                           f"tiled image first") from e
         raise ExrError(f"cannot read EXR frame {path} ({size} bytes): the file is truncated or corrupt "
                        f"({type(e).__name__}: {e})") from e
     return exr, parts
+
+
+def _is_deep(path: Path) -> bool:
+    try:
+        hdr = _openexr().File(str(path), header_only=True)
+        return any("deep" in str(p.header.get("type", "")).lower() for p in hdr.parts)
+    except Exception:
+        return False
 
 
 def _part_channels(parts) -> Dict[str, Tuple[object, int]]:
@@ -208,6 +219,10 @@ def read_exr(path: PathLike, layer: Optional[str] = None) -> ExrImage:
     """Read one layer of an EXR frame (see the module docstring for how ``layer`` chooses channels)."""
     path = Path(path)
     exr, parts = _open(path)
+    deep = [p.name() or str(i) for i, p in enumerate(parts) if "deep" in str(p.header.get("type", "")).lower()]
+    if deep:
+        raise ExrError(f"{path.name}: deep image data (part {deep[0]}) is not supported; flatten it to a regular "
+                       f"scanline or tiled image first")
     channels = _part_channels(parts)
     try:
         (c0, c1, c2), a = select_channels(list(channels), layer)
