@@ -18,7 +18,7 @@ pytest.importorskip("PyOpenColorIO")
 from models.colour import convert_colourspace  # noqa: E402
 from models.io.exr import encode_exr, read_exr  # noqa: E402
 from models.sequence import existing_frames, save_image_sequence  # noqa: E402
-from scripts.comfy_client import ComfyExecutionError  # noqa: E402
+from scripts.comfy_client import ComfyExecutionError, ComfyPromptRejected  # noqa: E402
 
 W, H = 3840, 2160
 FRAMES = list(range(1001, 1011))
@@ -171,3 +171,13 @@ def test_broken_exr_is_a_clear_error_and_the_server_keeps_serving(comfy_server):
         assert got[c].pixels.dtype == np.float16
         assert np.array_equal(got[c].pixels.view(np.uint16), layers[f"diffuse.{c}"].view(np.uint16))
     assert np.all(got["A"].pixels == 1.0), "the diffuse layer has no alpha: opaque"
+
+
+def test_unknown_colour_space_is_refused_before_running(comfy_server):
+    prompt = workflow("exr_broken_plate", "never_written")
+    prompt["2"]["inputs"]["source"] = "ACEScgg"
+    with pytest.raises(ComfyPromptRejected, match=r"'ACEScgg' is neither a colour space.*Did you mean 'ACEScg'"):
+        comfy_server.queue(prompt)
+    prompt["2"]["inputs"].update(source="ACEScg", config="no_such_show/config.ocio")
+    with pytest.raises(ComfyPromptRejected, match=r"(?s)OCIO config .no_such_show/config.ocio. not found.*models/ocio"):
+        comfy_server.queue(prompt)
