@@ -1,6 +1,6 @@
 """comfyui-gan-pack engine: GAN architectures, checkpoint detection/loading and inference helpers.
 
-Pure PyTorch (+ numpy, safetensors, kornia, pillow). Nothing here imports ComfyUI, so the engine can be
+Pure PyTorch (+ numpy, safetensors, kornia, pillow; openexr and opencolorio for VFX plates). Nothing here imports ComfyUI, so the engine can be
 used and tested on its own::
 
     import sys; sys.path.insert(0, "/path/to/comfyui-gan-pack")
@@ -72,6 +72,15 @@ _API = {
     "list_image_sequence": ".sequence",
     "existing_frames": ".sequence",
     "SequenceError": ".sequence",
+    # OpenEXR frames and OpenColorIO colour management (VFX plates)
+    "read_exr": ".io.exr",
+    "encode_exr": ".io.exr",
+    "exr_channels": ".io.exr",
+    "ExrError": ".io.exr",
+    "convert_colourspace": ".colour",
+    "colour_processor": ".colour",
+    "list_colourspaces": ".colour",
+    "ColourError": ".colour",
     # artistic style transfer
     "load_style_network": ".style",
     "load_adain": ".style",

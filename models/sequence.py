@@ -1,4 +1,5 @@
-"""Numbered frame sequences on disk: list, load (8/16-bit PNG, JPEG, TIFF) and save (8/16-bit PNG) shots.
+"""Numbered frame sequences on disk: list, load (8/16-bit PNG, JPEG, TIFF, OpenEXR) and save (8/16-bit PNG,
+half/float OpenEXR) shots.
 
 Frames are files whose names carry the frame number, matched by
 
@@ -6,7 +7,12 @@ Frames are files whose names carry the frame number, matched by
 * a glob: ``*.png``, ``shot_*.tif``, ``*`` (every image file); the frame number is the last run of digits in
   the file name.
 
-Images are ComfyUI's IMAGE layout: a float32 tensor ``[N, H, W, C]`` in ``[0, 1]``.
+Images are ComfyUI's IMAGE layout: a float32 tensor ``[N, H, W, C]`` in ``[0, 1]`` for integer formats.
+OpenEXR frames (``models.io.exr``) are scene-linear and come back exactly as stored: half widens to float32
+without rounding, values above 1 and below 0 are kept, alpha can come back as a separate MASK, one named layer
+can be chosen, the frame size is the data window (all frames of a sequence must share one), and NaN/inf are
+refused by default (``non_finite``). Saving ``.exr`` writes half (default) or float without clamping, so a
+load -> save round trip is bit-exact.
 
 16-bit: Pillow reads 16-bit grayscale PNG/TIFF natively but reduces 16-bit RGB(A) to 8 bits, and cannot write
 16-bit RGB at all. Reading therefore decodes such files twice through Pillow's own C decoder, once for the
@@ -34,7 +40,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so listing frames
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr")
 PathLike = Union[str, os.PathLike]
 _PRINTF = re.compile(r"%(0?)(\d*)d")
 _HASHES = re.compile(r"#+")
@@ -181,12 +187,66 @@ def _read_deep_rgb(path: Path, im) -> Optional[np.ndarray]:
     return (high.astype(np.uint16) << 8) | low.astype(np.uint16)
 
 
-def read_image(path: PathLike, channels: int = 3) -> np.ndarray:
-    """One frame as float32 ``[H, W, channels]`` in [0, 1] (channels 3 = RGB, 4 = RGBA with opaque alpha
-    added when the file has none). 16-bit files keep their full precision."""
+def _is_exr(path: PathLike) -> bool:
+    return str(path).lower().endswith(".exr")
+
+
+NON_FINITE = ("error", "zero", "keep")
+
+
+def _finite(arr: np.ndarray, path: Path, non_finite: str) -> np.ndarray:
+    """NaN/inf in a float frame: refused (``error``), replaced by 0 (``zero``) or kept (``keep``)."""
+    if non_finite == "keep":
+        return arr
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return arr
+    if non_finite == "zero":
+        arr[bad] = 0.0
+        return arr
+    if non_finite != "error":
+        raise SequenceError(f"non_finite must be one of {', '.join(NON_FINITE)} (got {non_finite!r})")
+    nan = int(np.isnan(arr).sum())
+    y, x = (int(v) for v in np.argwhere(bad.reshape(arr.shape[0], arr.shape[1], -1).any(axis=2))[0])
+    raise SequenceError(f"frame {path} holds {nan} NaN and {int(bad.sum()) - nan} infinite sample(s) (first at "
+                        f"x={x}, y={y}); networks turn them into garbage. Fix the plate, or load with "
+                        f"non_finite='zero' (replace them by 0) or 'keep'")
+
+
+def read_exr_frame(path: PathLike, layer: Optional[str] = None, non_finite: str = "error"):
+    """An EXR frame as (rgb float32 ``[H, W, 3]``, alpha float32 ``[H, W]`` or None, data window), values as
+    stored (see ``models.io.exr.read_exr``)."""
+    from .io.exr import ExrError, read_exr
+
+    path = Path(path)
+    try:
+        img = read_exr(path, layer)
+    except ExrError as e:
+        raise SequenceError(str(e) if str(path.name) in str(e) else f"{path}: {e}") from e
+    _finite(img.rgb, path, non_finite)
+    if img.alpha is not None:
+        _finite(img.alpha, path, non_finite)
+    return img.rgb, img.alpha, img.window
+
+
+def read_image(path: PathLike, channels: int = 3, *, layer: Optional[str] = None,
+               non_finite: str = "error") -> np.ndarray:
+    """One frame as float32 ``[H, W, channels]`` (channels 3 = RGB, 4 = RGBA with opaque alpha added when the
+    file has none): in [0, 1] for PNG/JPEG/TIFF (16-bit files keep their full precision); scene-linear values as
+    stored for OpenEXR (``layer`` picks an EXR layer; ``non_finite`` says what NaN/inf do)."""
     from PIL import Image, ImageOps
 
     path = Path(path)
+    if channels not in (3, 4):
+        raise SequenceError(f"channels must be 3 or 4 (got {channels})")
+    if _is_exr(path):
+        rgb, alpha, _ = read_exr_frame(path, layer, non_finite)
+        if channels == 3:
+            return rgb
+        return np.concatenate([rgb, (alpha if alpha is not None else np.ones(rgb.shape[:2], np.float32))[..., None]],
+                              axis=2)
+    if layer:
+        raise SequenceError(f"{path.name}: layers ('{layer}') exist in OpenEXR files only; clear the layer input")
     try:
         with Image.open(path) as im:
             deep = _read_deep_rgb(path, im)
@@ -223,35 +283,70 @@ def read_image(path: PathLike, channels: int = 3) -> np.ndarray:
 
 def load_image_sequence(folder: PathLike, pattern: Optional[str] = "*", first: Optional[int] = None,
                         last: Optional[int] = None, step: int = 1, *, channels: int = 3,
+                        layer: Optional[str] = None, non_finite: str = "error", return_alpha: bool = False,
                         progress: Optional[Callable[[int, int], None]] = None,
-                        check_interrupt: Optional[Callable[[], None]] = None) -> Tuple["torch.Tensor", List[int]]:
-    """Load frames as one IMAGE batch ``[N, H, W, channels]`` float32 in [0, 1] and their frame numbers.
+                        check_interrupt: Optional[Callable[[], None]] = None):
+    """Load frames as one IMAGE batch ``[N, H, W, channels]`` float32 and their frame numbers.
 
-    All frames must have one size (the error names the first one that differs). Memory is one batch,
-    allocated once; render long shots in chunks through ``first``/``last``.
+    PNG/JPEG/TIFF frames are in [0, 1]; OpenEXR frames are scene-linear values exactly as stored (``layer``
+    chooses an EXR layer such as ``"diffuse"``; ``non_finite`` = ``"error"`` (default) / ``"zero"`` / ``"keep"``
+    says what NaN/inf samples do). All frames must have one size, and EXR frames one data window (the error
+    names the first frame that differs). With ``return_alpha`` the result is ``(images [N, H, W, 3], numbers,
+    alpha [N, H, W])`` (alpha 1 where a frame has none), else ``(images, numbers)``.
+    Memory is one batch, allocated once; render long shots in chunks through ``first``/``last``.
     """
     import torch
 
+    if channels not in (3, 4):
+        raise SequenceError(f"channels must be 3 or 4 (got {channels})")
+    if non_finite not in NON_FINITE:
+        raise SequenceError(f"non_finite must be one of {', '.join(NON_FINITE)} (got {non_finite!r})")
     frames = list_image_sequence(folder, pattern, first, last, step)
     if not frames:
         rng = f" in frames {first if first is not None else 'start'}..{last if last is not None else 'end'}" \
             if first is not None or last is not None else ""
         raise SequenceError(f"no frames matching {pattern or '*'!r}{rng} in {folder}")
-    out = None
+    out = alpha_out = None
+    first_window = None
     for i, (n, path) in enumerate(frames):
         if check_interrupt is not None:
             check_interrupt()
-        arr = read_image(path, channels)
+        if _is_exr(path):
+            rgb, alpha, window = read_exr_frame(path, layer, non_finite)
+            if first_window is None:
+                first_window = (n, path, window)
+            elif window != first_window[2]:
+                raise SequenceError(
+                    f"frame {n} ({path.name}) has the data window {_window_text(window)} but frame "
+                    f"{first_window[0]} ({first_window[1].name}) has {_window_text(first_window[2])}: every frame "
+                    f"of a sequence must share one data window (reformat or crop the plate to one window)")
+        else:
+            rgb = read_image(path, 4 if (return_alpha or channels == 4) else 3, layer=layer)
+            rgb, alpha = (rgb[..., :3], rgb[..., 3]) if rgb.shape[2] == 4 else (rgb, None)
+        want = (len(frames),) + rgb.shape[:2] + ((3,) if return_alpha else (channels,))
         if out is None:
-            out = torch.empty((len(frames),) + arr.shape, dtype=torch.float32)
-        elif tuple(arr.shape) != tuple(out.shape[1:]):
+            out = torch.empty(want, dtype=torch.float32)
+            if return_alpha:
+                alpha_out = torch.empty(want[:3], dtype=torch.float32)
+        elif tuple(want) != tuple(out.shape):
             raise SequenceError(
-                f"frame {n} ({path.name}) is {arr.shape[1]}x{arr.shape[0]} but frame {frames[0][0]} "
+                f"frame {n} ({path.name}) is {rgb.shape[1]}x{rgb.shape[0]} but frame {frames[0][0]} "
                 f"({frames[0][1].name}) is {out.shape[2]}x{out.shape[1]}: every frame of a sequence must have one size")
-        out[i] = torch.from_numpy(arr)
+        out[i, ..., :3] = torch.from_numpy(np.ascontiguousarray(rgb))
+        a = out[i, ..., 3] if (channels == 4 and not return_alpha) else (alpha_out[i] if return_alpha else None)
+        if a is not None:
+            if alpha is None:
+                a.fill_(1.0)
+            else:
+                a.copy_(torch.from_numpy(np.ascontiguousarray(alpha)))
         if progress is not None:
             progress(i + 1, len(frames))
-    return out, [n for n, _ in frames]
+    numbers = [n for n, _ in frames]
+    return (out, numbers, alpha_out) if return_alpha else (out, numbers)
+
+
+def _window_text(w: Tuple[int, int, int, int]) -> str:
+    return f"({w[0]},{w[1]})-({w[2]},{w[3]}) = {w[2] - w[0] + 1}x{w[3] - w[1] + 1}"
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -372,19 +467,29 @@ def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
+def _to_float(frame) -> np.ndarray:
+    if hasattr(frame, "detach"):
+        frame = frame.detach().cpu().float().numpy()
+    f = np.asarray(frame, dtype=np.float32)
+    return f[..., None] if f.ndim == 2 else f
+
+
 def save_image_sequence(images, folder: PathLike, pattern: str = "frame_%04d.png",
-                        frame_numbers: Optional[Sequence[int]] = None, bit_depth: int = 8,
+                        frame_numbers: Optional[Sequence[int]] = None, bit_depth: Optional[int] = None,
                         skip_existing: bool = False, progress: Optional[Callable[[int, int], None]] = None, *,
                         start: int = 1, compress_level: int = 4, fsync: bool = True,
-                        check_interrupt: Optional[Callable[[], None]] = None) -> List[Path]:
-    """Write an IMAGE batch (``[N, H, W, C]`` in [0, 1], tensor or array) as numbered frames.
+                        check_interrupt: Optional[Callable[[], None]] = None, alpha=None,
+                        compression: str = "zip") -> List[Path]:
+    """Write an IMAGE batch (``[N, H, W, C]``, tensor or array) as numbered frames.
 
-    Frame ``i`` is named ``pattern % frame_numbers[i]`` (``start + i`` without frame numbers). ``bit_depth``
-    8 or 16 (16 = PNG only). Every file is written atomically; with ``skip_existing`` frames whose file is
-    already there are left untouched (resume). Returns the paths of all N frames, written or skipped.
+    Frame ``i`` is named ``pattern % frame_numbers[i]`` (``start + i`` without frame numbers); the pattern's
+    extension picks the format. PNG/JPEG/TIFF: values clamped to [0, 1], ``bit_depth`` 8 (default) or 16 (PNG
+    only). OpenEXR (``.exr``): values written as they are (no clamping), ``bit_depth`` 16 = half (default) or
+    32 = float, channels R G B (+ A), ``compression`` zip (default), piz, dwaa, dwab, zips, rle or none.
+    ``alpha`` (``[N, H, W]``, e.g. a MASK) is written as the alpha channel. Every file is written atomically;
+    with ``skip_existing`` frames whose file is already there are left untouched (resume). Returns the paths of
+    all N frames, written or skipped.
     """
-    if bit_depth not in (8, 16):
-        raise SequenceError(f"bit_depth must be 8 or 16 (got {bit_depth})")
     n = int(images.shape[0])
     if frame_numbers is None:
         frame_numbers = list(range(int(start), int(start) + n))
@@ -393,11 +498,27 @@ def save_image_sequence(images, folder: PathLike, pattern: str = "frame_%04d.png
         raise SequenceError(f"{n} images but {len(frame_numbers)} frame numbers")
     if len(set(frame_numbers)) != n:
         raise SequenceError("frame numbers must be unique")
+    ext = os.path.splitext(frame_name(pattern, 0))[1].lower()
+    if ext not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"):
+        raise SequenceError(f"pattern {pattern!r}: unsupported file type {ext or '(none)'}; use .png, .jpg, .tif "
+                            f"or .exr")
+    exr = ext == ".exr"
+    if bit_depth is None:
+        bit_depth = 16 if exr else 8
+    if exr and bit_depth not in (16, 32):
+        raise SequenceError(f"EXR frames are half (bit_depth 16) or float (32), not {bit_depth}-bit")
+    if not exr and bit_depth not in (8, 16):
+        raise SequenceError(f"bit_depth must be 8 or 16 for {ext} (got {bit_depth}; 32-bit float is .exr only)")
+    if exr:
+        from .io.exr import COMPRESSIONS
+
+        if (compression or "zip").lower() not in COMPRESSIONS:
+            raise SequenceError(f"unknown EXR compression {compression!r}; use one of {', '.join(COMPRESSIONS)}")
+    if alpha is not None and (int(alpha.shape[0]) != n or tuple(alpha.shape[1:3]) != tuple(images.shape[1:3])):
+        raise SequenceError(f"alpha of shape {tuple(alpha.shape)} does not match the images {tuple(images.shape)}: "
+                            f"one [H, W] mask per frame")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    ext = os.path.splitext(frame_name(pattern, 0))[1].lower()
-    if ext not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
-        raise SequenceError(f"pattern {pattern!r}: unsupported file type {ext or '(none)'}; use .png, .jpg or .tif")
     paths: List[Path] = []
     for i, number in enumerate(frame_numbers):
         if check_interrupt is not None:
@@ -406,7 +527,21 @@ def save_image_sequence(images, folder: PathLike, pattern: str = "frame_%04d.png
         paths.append(path)
         if not (skip_existing and path.is_file()):
             _remove_stale_temporaries(folder, path.name)
-            data = _encode(_to_uint(images[i], bit_depth), ext, bit_depth, compress_level)
+            a = None if alpha is None else _to_float(alpha[i])[..., 0]
+            if exr:
+                from .io.exr import ExrError, encode_exr
+
+                try:
+                    data = encode_exr(_to_float(images[i]), a, bit_depth=bit_depth, compression=compression,
+                                      name=path.name)
+                except ExrError as e:
+                    raise SequenceError(str(e)) from e
+            else:
+                frame = _to_uint(images[i], bit_depth)
+                if a is not None:
+                    frame = np.concatenate([frame[..., :3] if frame.shape[2] != 1 else np.repeat(frame, 3, axis=2),
+                                            _to_uint(a, bit_depth)], axis=2)
+                data = _encode(frame, ext, bit_depth, compress_level)
             write_atomic(path, data, fsync=fsync)
         if progress is not None:
             progress(i + 1, n)

@@ -376,6 +376,23 @@ class Renderer:
 
 
 # ------------------------------------------------------------------------------------------ previews
+def _preview(path: Path):
+    """A frame as an 8-bit RGB PIL image; EXR (scene-linear) frames are shown sRGB-encoded and clamped, as
+    linear Rec.709 (a preview only, not colour-managed)."""
+    from PIL import Image
+
+    if path.suffix.lower() != ".exr":
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    import numpy as np
+
+    from models.sequence import read_image
+
+    x = np.clip(np.nan_to_num(read_image(path, non_finite="keep")), 0.0, 1.0)
+    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return Image.fromarray((srgb * 255).round().astype(np.uint8))
+
+
 def contact_sheet(folder: Path, pattern: str, dest: Path, columns: int = 6, count: int = 24, thumb: int = 256,
                   gif: Optional[Path] = None, gif_frames: int = 120, fps: int = 24) -> Path:
     """A grid of evenly sampled frames, labelled with their numbers (and optionally an animated GIF preview)."""
@@ -390,9 +407,8 @@ def contact_sheet(folder: Path, pattern: str, dest: Path, columns: int = 6, coun
     picks = [frames[round(i * (len(frames) - 1) / max(1, k - 1))] for i in range(k)]
     thumbs = []
     for n, path in picks:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((thumb, thumb))
+        im = _preview(path)
+        im.thumbnail((thumb, thumb))
         ImageDraw.Draw(im).text((4, 2), str(n), fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
         thumbs.append(im)
     w, h = max(t.width for t in thumbs), max(t.height for t in thumbs)
@@ -407,9 +423,8 @@ def contact_sheet(folder: Path, pattern: str, dest: Path, columns: int = 6, coun
         every = max(1, -(-len(frames) // gif_frames))
         anim = []
         for _, path in frames[::every]:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                im.thumbnail((thumb * 2, thumb * 2))
+            im = _preview(path)
+            im.thumbnail((thumb * 2, thumb * 2))
             anim.append(im.convert("P", palette=Image.ADAPTIVE))
         anim[0].save(gif, save_all=True, append_images=anim[1:], duration=max(20, 1000 * every // fps), loop=0)
     return dest
