@@ -32,6 +32,11 @@ _API = {
     "ResnetGenerator": ".translator",
     "UnetGenerator": ".translator",
     "install_spandrel": ".translator.spandrel_arch",
+    "effective_precision": ".translator.speed",
+    # the shared accuracy criterion of every low-precision path
+    "Verdict": ".precision",
+    "calibration_frames": ".precision",
+    "resolve_precision": ".precision",
     # StyleGAN2-ADA / StyleGAN3
     "StyleGAN": ".stylegan",
     "load_stylegan": ".stylegan",

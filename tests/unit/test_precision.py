@@ -153,3 +153,22 @@ def test_auto_asks_for_bfloat16_only_on_amx_cpus(monkeypatch):
     assert precision.resolve_precision("float16", "cpu") == torch.float16
     with pytest.raises(ValueError, match="unknown precision"):
         precision.resolve_precision("int8", "cpu")
+
+
+def test_style_networks_use_the_criterion(monkeypatch):
+    from models.style.fast import TransformerNet
+    from models.style.precision import style_precision
+
+    torch.manual_seed(0)
+    net = TransformerNet((8, 8, 8), 1).eval()
+    monkeypatch.setattr(precision, "native_low_precision", lambda device, dtype: True)
+    dtype, v = style_precision(net, "fast", "cpu", torch.bfloat16)
+    assert v.source == "measured" and (dtype == torch.bfloat16) == v.accepted
+    assert math.isfinite(v.psnr_db) and 0 <= v.fraction_over <= 1
+    assert style_precision(net, "fast", "cpu", torch.bfloat16)[1].source == "memory"
+    assert style_precision(net, "gatys", "cpu", torch.bfloat16) == (None, None)
+    monkeypatch.setattr(precision, "PSNR_MIN_DB", 1000.0)
+    dtype, v = style_precision(net, "fast", "cpu", torch.bfloat16)
+    assert dtype is None and not v.accepted and v.source == "measured"
+    monkeypatch.setattr(precision, "native_low_precision", lambda device, dtype: False)
+    assert style_precision(net, "fast", "cpu", torch.float16) == (None, None)
