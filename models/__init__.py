@@ -55,6 +55,7 @@ _API = {
     "describe_stylegan": ".stylegan",
     "seeds_to_ws": ".stylegan",
     "synthesize": ".stylegan",
+    "stylegan_precision": ".stylegan",
 
     "StyleGAN3Generator": ".stylegan.sg3",
     "infer_sg3_config": ".stylegan.sg3",

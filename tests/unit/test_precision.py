@@ -172,3 +172,42 @@ def test_style_networks_use_the_criterion(monkeypatch):
     assert dtype is None and not v.accepted and v.source == "measured"
     monkeypatch.setattr(precision, "native_low_precision", lambda device, dtype: False)
     assert style_precision(net, "fast", "cpu", torch.float16) == (None, None)
+
+
+def _small_sg2(c_dim=0):
+    from models.stylegan.sg2 import StyleGAN2Generator
+
+    torch.manual_seed(0)
+    return StyleGAN2Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=32, img_channels=3,
+                              mapping_kwargs={"num_layers": 2},
+                              synthesis_kwargs={"channel_base": 512, "channel_max": 32}).eval()
+
+
+def test_synthesize_equals_bare_synthesis_and_gates_low_precision(monkeypatch):
+    from models.stylegan import seeds_to_ws, stylegan_precision, synthesize
+
+    G = _small_sg2()
+    _, ws = seeds_to_ws(G, "0-4")
+    with torch.no_grad():
+        bare = G.synthesis(ws, noise_mode="const")
+    done = []
+    out = synthesize(G, ws, batch_size=5, progress=lambda d, n: done.append((d, n)))
+    assert torch.equal(out, bare) and out.dtype == torch.float32 and done == [(5, 5)]
+    assert torch.equal(synthesize(G, ws, batch_size=5, dtype=torch.float32), bare)
+    # the low-precision path runs only where native and where the criterion (with StyleGAN's relative-error
+    # bound) accepts it; its verdict is measured once
+    monkeypatch.setattr(precision, "native_low_precision", lambda device, dtype: dtype == torch.bfloat16)
+    assert stylegan_precision(G, "cpu", torch.float16) == (None, None)
+    dt, v = stylegan_precision(G, "cpu", torch.bfloat16)
+    assert v.rel_err is not None and (dt == torch.bfloat16) == v.accepted
+    assert v.accepted == (v.psnr_db >= 50 and v.fraction_over <= 1e-4 and v.rel_err <= precision.STYLEGAN_REL_ERR)
+    fast = synthesize(G, ws, batch_size=5, dtype=torch.bfloat16)
+    assert stylegan_precision(G, "cpu", torch.bfloat16)[1].source == "memory"
+    if v.accepted:
+        psnr, frac, _ = precision.measure(fast, bare, value_range=(-1, 1))
+        assert psnr > 40 and not torch.equal(fast, bare)
+    else:
+        assert torch.equal(fast, bare)
+    monkeypatch.setattr(precision, "STYLEGAN_REL_ERR", 0.0)   # nothing passes: exact float32
+    precision.clear_cache()
+    assert torch.equal(synthesize(G, ws, batch_size=5, dtype=torch.bfloat16), bare)
