@@ -224,3 +224,20 @@ def test_bundled_models_low_precision_meets_the_criterion():
                 psnr, frac, err = precision.measure(translate(net, img, dtype=torch.float16), quality,
                                                     channel_dim=-1)
                 assert psnr >= precision.PSNR_MIN_DB and frac <= precision.MAX_FRACTION_OVER, (path.name, psnr)
+
+
+def test_layout_per_device_and_architecture(monkeypatch):
+    """CPU: channels_last; CUDA: NCHW for ResNets (measured faster there), channels_last for U-Nets. The NCHW
+    copy (exercised here on the CPU) gives the float32 result too."""
+    resnet = _randomise(ResnetGenerator(ngf=8, n_blocks=2))
+    unet = _randomise(UnetGenerator(ngf=8, depth=6))
+    assert speed.channels_last_for(resnet, "cpu") and speed.channels_last_for(unet, "cpu")
+    assert not speed.channels_last_for(resnet, torch.device("cuda")) and speed.channels_last_for(unet, "cuda")
+    monkeypatch.setattr(speed, "channels_last_for", lambda translator, device: False)
+    for net in (resnet, unet):
+        net_copy, use_cl, _ = speed.inference_copy(net, "cpu", None)
+        assert not use_cl and all(m.weight.is_contiguous() for m in net_copy.modules()
+                                  if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+        images = _images(2, 64, 128)
+        assert float((translate(net, images) - _plain(net, images)).abs().max()) < 1e-5
+        assert speed.effective_precision(net, "cpu", None)["layout"] == "NCHW"
