@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -112,3 +113,96 @@ def run(args, device):
                      float((out.float() - base_out.float()).abs().max()) * 127.5,
                      note=f"baseline: {base_name}" if name != base_name else ""))
         del G, paths
+    batch_rows(args, device)
+
+
+def _ws(G, n, device):
+    from models.stylegan import seeds_to_ws
+
+    return seeds_to_ws(G, list(range(n)), truncation_psi=0.7)[1].to(device)
+
+
+def _fast_dtype(device):
+    from bench.bench_translator import fast_dtype
+
+    return fast_dtype(device)
+
+
+def _batch_case(label, G, device, batch, rounds, fast):
+    """Batch-``batch`` rows of one generator: ``bare`` = ``G.synthesis`` on the batch (baseline),
+    ``synthesize`` = ``models.synthesize`` (what the nodes call: the per-call overhead is the difference),
+    ``fast`` = its low-precision request (the criterion's verdict in the note)."""
+    from bench.run import accuracy
+    from models.stylegan import stylegan_precision, synthesize
+
+    ws = _ws(G, batch, device)
+
+    def bare():
+        with torch.no_grad():
+            return G.synthesis(ws, noise_mode="const").float().cpu()
+
+    paths = {"bare": bare, "synthesize": lambda: synthesize(G, ws.cpu(), batch_size=batch)}
+    verdict = None
+    if fast is not None and not hasattr(G, "set_impl"):
+        dt, verdict = stylegan_precision(G, device, fast)
+        if dt is not None:
+            paths["fast"] = lambda: synthesize(G, ws.cpu(), batch_size=batch, dtype=fast)
+    base_t = base = None
+    for name, fn in paths.items():
+        fn()  # warm-up
+        with peak_memory(device) as mem:
+            t, out = _time(fn, device, rounds)
+        if base_t is None:
+            base_t, base = t, out
+        note = "baseline: G.synthesis" if name != "bare" else f"{1000 * t / batch:.1f} ms/img"
+        if name == "fast":
+            note += f"; {verdict.summary()}"
+        emit(Row("stylegan", f"{label} b{batch}", name, batch / t, mem["mb"], base_t / t, note=note,
+                 **accuracy(out, base, channel_dim=1, value_range=(-1, 1))))
+    if verdict is not None and "fast" not in paths:
+        print(f"  {label}: fast path not used ({verdict.summary()})")
+
+
+def batch_rows(args, device):
+    """Batch rows: StyleGAN2 ``models.synthesize`` vs a bare ``G.synthesis`` call (target: within 1.2x) and its
+    low-precision path; StyleGAN3-T per image at batch 8 vs batch 1 (target: no worse); the bundled StyleGAN
+    and every ``--weights`` StyleGAN file (trained weights)."""
+    from models.stylegan import load_stylegan
+
+    cuda = device.type == "cuda"
+    fast = _fast_dtype(device)
+    res = 1024 if cuda else 256
+    G, _ = sg2(res)
+    G.to(device)
+    _batch_case(f"stylegan2 {res}x{res}", G, device, 8, 3 if cuda else 1, fast)
+    del G
+    if not args.quick:
+        G, _ = sg3t(res)
+        G.to(device).set_impl("fast")
+        z = torch.randn(8, 512, generator=torch.Generator().manual_seed(1)).to(device)
+        with torch.inference_mode():
+            ws = G.mapping(z, None)
+        per = {}
+        for b in (1, 8):
+            def fn(b=b):
+                with torch.inference_mode():
+                    return G.synthesis(ws[:b], noise_mode="const")
+            if cuda:
+                fn()
+            t, _ = _time(fn, device, 3 if cuda else 1)
+            per[b] = t / b
+            emit(Row("stylegan", f"stylegan3-t {res}x{res} b{b}", "fast", b / t, float("nan"),
+                     per[1] / per[b] if b != 1 else 1.0,
+                     note=f"{1000 * per[b]:.0f} ms/img" + ("; vs baseline = per-image speed vs b1" if b != 1 else "")))
+        del G
+    repo = Path(__file__).resolve().parents[1]
+    files = sorted((repo / "models" / "bundled" / "stylegan").glob("*.safetensors"))
+    for path in files + [Path(w) for w in getattr(args, "weights", [])]:
+        try:
+            G = load_stylegan(path).eval().to(device)
+        except Exception as exc:   # a translator file (the translator group's) or unreadable
+            if path in files:
+                print(f"  {path.name}: not loadable ({type(exc).__name__}: {exc})")
+            continue
+        _batch_case(f"{path.stem} (trained)", G, device, 8, 3 if cuda else 2, fast)
+        del G

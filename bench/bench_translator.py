@@ -104,15 +104,74 @@ def interleaved(fns, device, *, budget_s: float, warmup: bool, max_rounds: int =
 
 ROUNDS = {}
 # seconds one case may take (at least one round always runs): more rounds when the machine is quiet
-BUDGET_S = {256: 12.0, 512: 18.0, 1080: 40.0}
+BUDGET_S = {256: 12.0, 512: 18.0, 1080: 40.0, 2160: 60.0}
+# on a GPU: the sizes of the GPU-speed issue (512² b1/b8, 1080p, 4K untiled)
+SIZES_CUDA = [(512, 512, (1, 8)), (1080, 1920, (1,)), (2160, 3840, (1,))]
+
+
+def fast_dtype(device):
+    """The low precision the ``fast`` rows request: what ``precision: auto`` asks for on this device (CUDA
+    float16, an AMX CPU bfloat16), else bfloat16 where the CPU has it natively (AVX512-BF16), else None."""
+    from models.precision import auto_dtypes, native_low_precision
+
+    cands = auto_dtypes(device)
+    if cands:
+        return cands[0]
+    return torch.bfloat16 if native_low_precision(device, torch.bfloat16) else None
+
+
+def autocast_eager(net, images, dtype):
+    """What a user would write for speed: the eager forward under ``torch.autocast``."""
+    with torch.autocast(images.device.type, dtype=dtype):
+        return eager(net, images).float()
+
+
+def _accuracy(out, base):
+    from bench.run import accuracy
+
+    return accuracy(out.float(), base.float())
+
+
+def _prepare(net, device, fast, label):
+    """Prepared copies and calibration (once per model, outside the timings); prints what ``fast`` runs."""
+    from models.translator import speed
+
+    t0 = time.perf_counter()
+    speed.effective_precision(net, device, None)
+    info = speed.effective_precision(net, device, fast) if fast is not None else None
+    msg = f"  {label}: prepared copies in {time.perf_counter() - t0:.1f} s"
+    if info is not None:
+        msg += f"; fast ({info['requested']}) runs {info['precision']}, layout {info['layout']}: {info['reason']}"
+    print(msg, flush=True)
+    return info
+
+
+def _case_rows(label, fns, device, budget_s, warmup, info, fast):
+    res = interleaved(fns, device, budget_s=budget_s, warmup=warmup)
+    rounds = ROUNDS.pop(id(fns), 1)
+    base_t, _, base = res["eager"]
+    for name, (t, peak, out) in res.items():
+        note = f"best of {rounds}"
+        if name == "fast":
+            note += f"; {info['precision']}"
+        elif name == "autocast":
+            note += f"; naive torch.autocast {str(fast).split('.')[-1]}, NCHW"
+        b = out.shape[0]
+        emit(Row("translator", label, name, b / t, peak, base_t / t, note=note, **_accuracy(out, base)))
+    if info is not None and "fast" not in fns:   # the fast request runs the quality path: same figures
+        t, peak, out = res["quality"]
+        emit(Row("translator", label, "fast", out.shape[0] / t, peak, base_t / t,
+                 note=f"best of {rounds}; {info['reason']}", **_accuracy(out, base)))
+    return res
 
 
 @group("translator")
 def run(args, device):
     from models import translate
-    from models.translator import speed
 
-    sizes = SIZES[:1] if args.quick else SIZES
+    cuda = device.type == "cuda"
+    sizes = (SIZES_CUDA if cuda else SIZES)[:1 if args.quick else None]
+    fast = fast_dtype(device)
     for arch in ("resnet9", "unet256"):
         net = build(arch).to(device)
         ref = None
@@ -121,18 +180,10 @@ def run(args, device):
                 ref = reference_net(args.references["pix2pix"], arch, net.state_dict()).to(device)
             except Exception as exc:  # a clone of another version: report, go on without it
                 print(f"  reference pix2pix not usable: {type(exc).__name__}: {exc}")
-        # prepared copies (and the bfloat16 calibration) are made once per model, outside the timings
-        t0 = time.perf_counter()
-        eff = {}
-        for path, dtype in PATHS:
-            eff[path] = speed.effective_dtype(net, device, dtype)
-        cal = speed.last_calibration_error(net)
-        print(f"  {arch}: prepared copies in {time.perf_counter() - t0:.1f} s; fast path runs "
-              f"{'bfloat16' if eff['fast'] == torch.bfloat16 else 'float32 (fallback)'}"
-              + (f", bfloat16 calibration deviation {cal:.2f}/255" if cal is not None else ""), flush=True)
+        info = _prepare(net, device, fast, arch)
         for h, w, batches in sizes:
             for b in batches:
-                if (arch, h, b) in SKIP and device.type == "cpu":
+                if (arch, h, b) in SKIP and not cuda:
                     continue
                 images = frames(b, h, w).to(device)
                 big = h * w > 512 * 512
@@ -140,35 +191,72 @@ def run(args, device):
                 fns = {"eager": lambda: eager(net, images)}
                 if ref is not None:
                     fns["reference"] = lambda: eager(ref, images)
-                for path, dtype in PATHS:
-                    if path == "fast" and eff["fast"] != torch.bfloat16:
-                        continue  # falls back to the quality path: timed once
-                    fns[path] = (lambda dt: lambda: translate(net, images, device=device, dtype=dt,
-                                                              batch_size=b))(dtype)
-                if h >= 1080:
+                fns["quality"] = lambda: translate(net, images, device=device, batch_size=b)
+                if info is not None and info["precision"] != "float32":
+                    fns["fast"] = lambda: translate(net, images, device=device, dtype=fast, batch_size=b)
+                if fast is not None:
+                    fns["autocast"] = lambda: autocast_eager(net, images, fast)
+                if h >= 1080 and not (cuda and h > 1080):
                     # tiled (float32, 512 px tiles, whole-frame statistics): its max err is its exactness
                     fns["tiled 512"] = lambda: translate(net, images, device=device, tile_size=512, batch_size=b)
-                res = interleaved(fns, device, budget_s=BUDGET_S[h] / (3 if args.quick else 1),
-                                  warmup=not big and b == 1)
-                rounds = ROUNDS.pop(id(fns), 1)
-                base_t, _, base = res["eager"]
-                for name, (t, peak, out) in res.items():
-                    note = f"best of {rounds}"
-                    if name == "fast":
-                        note += "; bfloat16" if eff["fast"] == torch.bfloat16 else "; float32 fallback"
-                    emit(Row("translator", label, name, b / t, peak, base_t / t,
-                             float((out.float() - base).abs().max()) * 255, note=note))
-                if "fast" not in fns:  # the fast request runs the quality path for this model: same figures
-                    t, peak, out = res["quality"]
-                    emit(Row("translator", label, "fast", b / t, peak, base_t / t,
-                             float((out.float() - base).abs().max()) * 255,
-                             note=f"best of {rounds}; float32 fallback: the quality run (bfloat16 deviated "
-                                  f"{cal:.1f}/255 in calibration)"))
-                del images, base, res
+                _case_rows(label, fns, device, BUDGET_S[h] / (3 if args.quick else 1),
+                           cuda or (not big and b == 1), info, fast)
+                del images
         # 4K: tiled, bounded memory, measured in a fresh process (bench/tiled_memory.py): this process already
         # holds memory freed by the cases above, and reusing it would hide part of the peak
-        if not args.quick and device.type == "cpu":
+        if not args.quick and not cuda:
             tiled_4k(arch)
+    trained(args, device, fast)
+
+
+def _example(name: str, h: int, w: int, device):
+    """A bundled example frame (real content) resized to ``h`` x ``w``, NHWC [0, 1]."""
+    import numpy as np
+    from PIL import Image
+
+    path = Path(__file__).resolve().parents[1] / "workflows" / "inputs" / name
+    img = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).float().permute(2, 0, 1)[None] / 255
+    img = torch.nn.functional.interpolate(img, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    return img.permute(0, 2, 3, 1).contiguous().to(device)
+
+
+def trained_checkpoints(args):
+    """The bundled translators plus every ``--weights`` file that loads as a translator."""
+    from models.translator import load_translator
+
+    repo = Path(__file__).resolve().parents[1]
+    paths = sorted(p for folder in ("pix2pix", "cyclegan")
+                   for p in (repo / "models" / "bundled" / folder).glob("*.safetensors"))
+    out = []
+    for p in paths + [Path(w) for w in getattr(args, "weights", [])]:
+        try:
+            out.append((p, load_translator(p)))
+        except Exception as exc:   # a StyleGAN file (benchmarked by that group) or unreadable
+            if p in paths:
+                print(f"  {p.name}: not loadable ({type(exc).__name__}: {exc})")
+    return out
+
+
+def trained(args, device, fast):
+    """Rows on real trained checkpoints: the bundled ones and ``--weights`` files, on a real example frame
+    (512² on the CPU, 1080p on a GPU): eager, quality, fast (with its calibration verdict), naive autocast."""
+    from models import translate
+
+    h, w = (1080, 1920) if device.type == "cuda" else (512, 512)
+    for path, net in trained_checkpoints(args):
+        net = net.to(device).eval()
+        info = _prepare(net, device, fast, path.name)
+        frame = "gan_pack_outlines.png" if "outline" in path.name else "gan_pack_day_00.png"
+        images = _example(frame, h, w, device)
+        fns = {"eager": lambda: eager(net, images),
+               "quality": lambda: translate(net, images, device=device)}
+        if info is not None and info["precision"] != "float32":
+            fns["fast"] = lambda: translate(net, images, device=device, dtype=fast)
+        if fast is not None:
+            fns["autocast"] = lambda: autocast_eager(net, images, fast)
+        _case_rows(f"{path.stem} {w}x{h} b1 (trained)", fns, device, BUDGET_S[min(h, 1080)] / (3 if args.quick else 1),
+                   True, info, fast)
+        del net, images
 
 
 def tiled_4k(arch: str, tile: int = 512) -> None:
@@ -190,5 +278,3 @@ def tiled_4k(arch: str, tile: int = 512) -> None:
              note="fresh process; peak memory (target <= 2048 MB)"
                   + ("; max err vs untiled" if "max_err_255" in r else "")))
 
-
-PATHS = (("quality", None), ("fast", torch.bfloat16))

@@ -12,7 +12,18 @@ run it (``model.eval()``, ``torch.no_grad()``, NCHW, no channels_last, no autoca
 whole frame. ``quality`` and ``fast`` are the pack's own paths (what the nodes run): ``quality`` is float32
 (channels_last, inference mode, no per-frame Python overhead), ``fast`` is bfloat16 where the CPU/GPU has
 native support. ``max err`` is the largest difference of any output pixel from the eager float32 result, in
-1/255 steps of the 8-bit image the user would save.
+1/255 steps of the 8-bit image the user would save; ``PSNR`` (dB) and ``> 2/255`` (fraction of 8-bit pixels off
+by more than 2/255) are the two measures of the pack's accuracy criterion (``models/precision.py``: a fast path
+runs only at PSNR >= 50 dB and <= 0.01 %). ``fast`` requests what ``precision: auto`` asks for on the device
+(CUDA float16, AMX CPUs bfloat16; other AVX512-BF16 CPUs bfloat16 for the figures) and the note says what ran
+and the calibration's verdict; ``autocast`` is the naive ``torch.autocast`` eager forward for comparison.
+Trained checkpoints: the bundled translators and StyleGAN, and every ``--weights PATH`` file, on a real example
+frame.
+
+On a GPU (``python3 bench/run.py --device cuda``, or ``scripts/dev.py bench --device cuda``) the translator group
+runs 512² b1/b8, 1080p and 4K untiled plus the 1080p tiled path, eager vs the pack's paths side by side; the
+StyleGAN group runs StyleGAN2 1024² b8 (bare ``G.synthesis`` vs ``models.synthesize`` vs fast) and StyleGAN3-T
+1024² b1 vs b8.
 
 With ``--reference NAME=PATH`` (or ``GAN_PACK_REFERENCE_<NAME>=PATH``) the reference code of a local clone is
 timed too, on the same weights; nothing from a reference repository is part of this pack.
@@ -137,6 +148,8 @@ class Row:
     max_err_255: Optional[float] = None   # max |out - eager fp32| in 1/255 units
     note: str = ""
     extra: Dict[str, float] = field(default_factory=dict)
+    psnr_db: Optional[float] = None       # PSNR against the eager float32 output (dB; inf = identical)
+    frac_over: Optional[float] = None     # fraction of 8-bit pixels off by more than 2/255 from it
 
 
 ROWS: List[Row] = []
@@ -146,8 +159,28 @@ def emit(row: Row) -> None:
     ROWS.append(row)
     ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
     err = f"{row.max_err_255:.2f}" if row.max_err_255 is not None else "-"
+    acc = ""
+    if row.psnr_db is not None:
+        acc = f"  PSNR {_psnr(row.psnr_db):>5} dB  >2/255 {_frac(row.frac_over):>8}"
     print(f"  {row.group:<11} {row.case:<28} {row.path:<10} {row.items_per_s:9.3f}/s  peak {row.peak_mb:7.0f} MB"
-          f"  ratio {ratio:>6}  max err {err:>5}/255  {row.note}", flush=True)
+          f"  ratio {ratio:>6}  max err {err:>5}/255{acc}  {row.note}", flush=True)
+
+
+def _psnr(v: Optional[float]) -> str:
+    return "" if v is None else ("inf" if v == float("inf") else f"{v:.1f}")
+
+
+def _frac(v: Optional[float]) -> str:
+    return "" if v is None else f"{v * 100:.4f}%"
+
+
+def accuracy(out: torch.Tensor, base: torch.Tensor, *, channel_dim: int = -1, value_range=(0.0, 1.0)) -> Dict:
+    """Row fields ``max_err_255``, ``psnr_db`` and ``frac_over`` of ``out`` against ``base`` (the shared
+    accuracy measures of ``models/precision.py``; NHWC [0, 1] images by default)."""
+    from models.precision import measure
+
+    psnr, frac, err = measure(out, base, channel_dim=channel_dim, value_range=value_range)
+    return {"max_err_255": err, "psnr_db": psnr, "frac_over": frac}
 
 
 def max_err_255(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -184,6 +217,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--reference", action="append", default=[], metavar="NAME=PATH",
                     help="time a local clone of a reference repository too (pix2pix, stylegan2, stylegan3)")
     ap.add_argument("--out", default=str(REPO / "bench-results"), help="folder for the JSON results")
+    ap.add_argument("--weights", action="append", default=[], metavar="PATH",
+                    help="also benchmark this trained checkpoint (translator or StyleGAN file), besides the "
+                         "bundled ones; repeatable")
     args = ap.parse_args(argv)
     refs = {k.lower()[len("GAN_PACK_REFERENCE_"):]: v for k, v in os.environ.items()
             if k.startswith("GAN_PACK_REFERENCE_")}
@@ -238,8 +274,9 @@ def markdown_table(info, device) -> str:
              + (f"; load average {info['load_average']['start_1min']:.1f} at start, "
                 f"{info['load_average']['end_15min']:.1f} over the last 15 min (other jobs share the machine)"
                 if info.get("load_average") else "") + ".", "",
-             "| group | case | path | items/s | ms/item | peak MB | vs baseline | max err (1/255) | note |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+             "| group | case | path | items/s | ms/item | peak MB | vs baseline | max err (1/255) | PSNR dB | > 2/255 "
+             "| note |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in ROWS:
         ratio = f"{r.ratio:.1f}×" if r.ratio is not None else ""
         err = f"{r.max_err_255:.2f}" if r.max_err_255 is not None else ""
@@ -247,7 +284,8 @@ def markdown_table(info, device) -> str:
             else f"{r.items_per_s:.0f}"
         peak = "" if r.peak_mb != r.peak_mb else f"{r.peak_mb:.0f}"   # NaN: not measured
         ms = f"{1000.0 / r.items_per_s:.0f}" if r.items_per_s > 0 else ""
-        lines.append(f"| {r.group} | {r.case} | {r.path} | {ips} | {ms} | {peak} | {ratio} | {err} | {r.note} |")
+        lines.append(f"| {r.group} | {r.case} | {r.path} | {ips} | {ms} | {peak} | {ratio} | {err} | "
+                     f"{_psnr(r.psnr_db)} | {_frac(r.frac_over)} | {r.note} |")
     return "\n".join(lines)
 
 

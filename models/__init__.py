@@ -32,6 +32,11 @@ _API = {
     "ResnetGenerator": ".translator",
     "UnetGenerator": ".translator",
     "install_spandrel": ".translator.spandrel_arch",
+    "effective_precision": ".translator.speed",
+    # the shared accuracy criterion of every low-precision path
+    "Verdict": ".precision",
+    "calibration_frames": ".precision",
+    "resolve_precision": ".precision",
     # StyleGAN2-ADA / StyleGAN3
     "StyleGAN": ".stylegan",
     "load_stylegan": ".stylegan",
@@ -50,6 +55,7 @@ _API = {
     "describe_stylegan": ".stylegan",
     "seeds_to_ws": ".stylegan",
     "synthesize": ".stylegan",
+    "stylegan_precision": ".stylegan",
     # StyleGAN semantic editing (SeFa, GANSpace, direction files)
     "sefa_directions": ".stylegan.editing",
     "ganspace_directions": ".stylegan.editing",

@@ -229,11 +229,22 @@ class TranslateImage:
                     dtype=dtype, progress=progress, check_interrupt=Progress.check_interrupt)
 
             out = with_oom_retry(run, tile)
+            log_precision(translator, device, dtype, mode)
         finally:
             release(translator)
         return (out.cpu().float(),)
 
 
+
+
+def log_precision(translator, device, dtype, mode) -> None:
+    """One console line: which precision ran and why (the engine's cached calibration verdict)."""
+    try:
+        info = engine.effective_precision(translator, device, dtype, mode)
+    except Exception as exc:  # a report must never fail a render
+        log.debug("precision report unavailable: %s", exc)
+        return
+    log.info("Translate Image: %s ran (%s requested; %s)", info["precision"], info["requested"], info["reason"])
 
 
 def choose_tile_size(translator, image, tile_size: int, batch_size: int, device, dtype) -> int:

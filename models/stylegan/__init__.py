@@ -14,7 +14,7 @@ from __future__ import annotations
 from .base import StyleGAN
 from .latents import (class_to_c, interpolate_latents, layer_presets, parse_layers, parse_seeds, seeds_to_z, slerp,
                       style_mix)
-from .generate import seeds_to_ws, synthesize
+from .generate import seeds_to_ws, stylegan_precision, synthesize
 from .projection import ProjectionResult, project_image, ssim
 from .loading import StyleGANLoadError, build_stylegan, describe_stylegan, load_stylegan, save_stylegan
 from .safe_pickle import UnsafePickleError
@@ -27,4 +27,5 @@ __all__ = ["StyleGAN", "StyleGAN2Generator", "infer_sg2_config", "StyleGANLoadEr
            "parse_layers",
            "layer_presets", "style_mix", "interpolate_latents", "slerp", "class_to_c", "project_image",
            "ProjectionResult", "ssim", "seeds_to_ws", "synthesize", "sefa_directions", "ganspace_directions",
-           "edit_latent", "edit_sweep", "load_direction", "cached_directions", "sample_w", "DirectionFileError"]
+           "edit_latent", "edit_sweep", "load_direction", "cached_directions", "sample_w", "DirectionFileError",
+           "stylegan_precision"]

@@ -159,8 +159,12 @@ def filtered_lrelu_reference(x: torch.Tensor, fu: Optional[torch.Tensor] = None,
 # as vectorised kernels; channels are processed in chunks so the upsampled intermediate stays cache-sized and
 # memory is bounded. Same function as the reference path, different summation order (float32 round-off).
 
-# upsampled elements per channel chunk
+# upsampled elements per chunk (images x channels x rows x columns). On the CPU a cache-sized block; chunks
+# split the channels of one image first and only then group images, so a batch of 8 runs the same blocks as
+# 8 single images (splitting the channels of a batch instead made batch 8 1.35x slower per image than batch 1,
+# measured on a 2-core EPYC at 128²). On a GPU the bound only limits memory: large blocks, few kernel launches.
 FAST_CHUNK_ELEMENTS = 1 << 22
+FAST_CHUNK_ELEMENTS_CUDA = 1 << 27
 
 
 def _up_axis_plan(length: int, taps: int, up: int, pad0: int, need: int) -> Tuple[int, int, int, int]:
@@ -197,10 +201,13 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: 
     x = F.pad(x, [lx0, nx - lx0 - w, ly0, ny - ly0 - h])
     fu1 = None if fu is None else fu.to(dev, dt) * up
     out = torch.empty((n, c, out_h, out_w), dtype=dt, device=dev, memory_format=cl)
-    chunk = max(1, min(c, FAST_CHUNK_ELEMENTS // max(n * ly * lx, 1)))
-    for c0 in range(0, c, chunk):
-        t = x[:, c0:c0 + chunk].contiguous(memory_format=cl)
-        cc = t.shape[1]
+    budget = FAST_CHUNK_ELEMENTS_CUDA if dev.type == "cuda" else FAST_CHUNK_ELEMENTS
+    chunk = max(1, min(c, budget // max(ly * lx, 1)))            # channels of one image per block
+    images = max(1, min(n, budget // max(chunk * ly * lx, 1)))   # images per block
+    blocks = [(n0, c0) for n0 in range(0, n, images) for c0 in range(0, c, chunk)]
+    for n0, c0 in blocks:
+        t = x[n0:n0 + images, c0:c0 + chunk].contiguous(memory_format=cl)
+        nn_, cc = t.shape[0], t.shape[1]
         if fu1 is not None:
             taps = fu1.shape[0]
             t = F.conv_transpose2d(t, fu1.view(1, 1, taps, 1).expand(cc, 1, taps, 1).contiguous(), stride=(up, 1),
@@ -208,7 +215,7 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: 
             t = F.conv_transpose2d(t, fu1.view(1, 1, 1, taps).expand(cc, 1, 1, taps).contiguous(), stride=(1, up),
                                    padding=(0, cx), groups=cc)
         elif up > 1:  # identity filter: plain zero insertion
-            z = t.new_zeros(n, cc, t.shape[2] * up, t.shape[3] * up).contiguous(memory_format=cl)
+            z = t.new_zeros(nn_, cc, t.shape[2] * up, t.shape[3] * up).contiguous(memory_format=cl)
             z[:, :, ::up, ::up] = t * (up * up)
             t = z[:, :, cy:, cx:]
         # in place only on a tensor made here (the chunk may alias the caller's input otherwise)
@@ -221,7 +228,7 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: 
             fdf = fd.to(dev, dt).flip(0)
             o = F.conv2d(t, fdf.view(1, 1, 1, fd_w).expand(cc, 1, 1, fd_w).contiguous(), stride=(1, down), groups=cc)
             o = F.conv2d(o, fdf.view(1, 1, fd_h, 1).expand(cc, 1, fd_h, 1).contiguous(), stride=(down, 1), groups=cc)
-        out[:, c0:c0 + cc] = o[:, :, :out_h, :out_w]
+        out[n0:n0 + nn_, c0:c0 + cc] = o[:, :, :out_h, :out_w]
     return out
 
 

@@ -7,26 +7,32 @@ caches it (per model, device, dtype and mode; rebuilt when a parameter or buffer
   BatchNorm runs on its running statistics (``mode="eval"``): ``W' = W * g / sqrt(var + eps)``,
   ``b' = (b - mean) * g / sqrt(var + eps) + beta``; exact up to float round-off. In ``mode="reference"``
   BatchNorm uses image statistics and nothing is folded.
-* **channels_last** weights (activations follow: ``translate`` feeds channels_last input). Measured on a
-  2-core AVX-512 EPYC, oneDNN's channels_last convolutions are faster than NCHW in float32 and much faster in
-  bfloat16.
+* **Layout** per device and architecture (:func:`channels_last_for`): channels_last weights and activations
+  on the CPU (oneDNN's channels_last convolutions are faster than NCHW in float32 and much faster in
+  bfloat16, measured on a 2-core AVX-512 EPYC); on CUDA NCHW for ResNets (channels_last measured slower there)
+  and channels_last for U-Nets.
 * **Low precision with native weights** (``dtype`` float16/bfloat16): every convolution except the first and
   the last holds its weights in ``dtype`` and casts its input to it, instead of autocast re-casting float32
   weights on every call. Normalisation layers (InstanceNorm statistics and output, under translate's frame
   context) and the residual/skip streams they feed stay float32; the first convolution (sees the raw image)
   and the last one (before ``tanh``, i.e. the output) run in float32 with autocast disabled.
 
-* **Calibrated, never less accurate than promised**: a low-precision copy is used only when its output on
-  two deterministic calibration frames stays within ``CALIBRATION_LIMIT_255`` (1/255) of the float32 copy;
-  otherwise that model runs in float32 (measured: bfloat16 U-Nets deviate ~0.06/255, bfloat16 ResNets with
-  InstanceNorm 4-10/255 -- every layer group tried in float32 alone still left > 2.5/255 -- so ResNets fall
-  back). :func:`effective_dtype` says which precision a request really gets.
+* **Calibrated by the shared criterion** (``models.precision``): a low-precision copy is used only when, on
+  the shared calibration frames (smooth scene, hard edges, texture), its output is within PSNR >= 50 dB of
+  the float32 copy with at most 0.01 % of 8-bit pixels off by more than 2/255; otherwise that model runs
+  float32. The verdict is kept per model content, device and precision, in memory and in a small cache file
+  (no second calibration, not even in the next session). :func:`effective_precision` says what a request
+  really runs and why (the verdict's PSNR, fraction of pixels > 2/255, max error).
+
+Measured on a 2-core AVX512-BF16 EPYC without AMX (1 thread, 256-512 px): this bfloat16 copy runs as fast as
+naive ``torch.autocast("cpu", torch.bfloat16)`` on channels_last and faster than autocast on NCHW (U-Net-256
+512²: 2.0x eager vs 1.6x), and is more accurate than either (float32 normalisation and first/last layers).
 
 ``native_low_precision(device, dtype)`` says whether a device computes ``dtype`` natively (CPU: the
-``avx512_bf16`` / ``amx_bf16`` flags for bfloat16, never float16; CUDA: bf16 support / any GPU for fp16).
-``auto_dtype(device)`` is the measured default of ``precision: auto``: float32 on CPU (README "Performance":
-bfloat16 on an AVX512-BF16 CPU without AMX is at most ~2x per convolution and ResNets fall back to float32
-anyway), float16 on CUDA.
+``avx512_bf16`` / ``amx_bf16`` flags for bfloat16, ``amx_fp16`` for float16; CUDA: bf16 support / any GPU for
+fp16). ``auto_dtype(device)`` is the first low precision ``precision: auto`` tries: float16 on CUDA, bfloat16
+on CPUs with AMX-BF16, float32 (None) elsewhere -- an AVX512-BF16 CPU without AMX gains at most ~2x per
+convolution, too little to leave bit-exact float32 by default.
 """
 from __future__ import annotations
 
@@ -34,49 +40,27 @@ import contextlib
 import copy
 import threading
 import weakref
-from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
+from .. import precision as _precision
 from .layers import InstanceNorm2d
 
 _LOW = (torch.float16, torch.bfloat16)
 
 
 # ------------------------------------------------------------------------------------------ device support
-def cpu_flags() -> frozenset:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def native_low_precision(device, dtype: Optional[torch.dtype]) -> bool:
-    """True when ``device`` computes ``dtype`` (float16/bfloat16) convolutions natively (fast)."""
-    device = torch.device(device)
-    if dtype not in _LOW:
-        return False
-    if device.type == "cuda":
-        return dtype == torch.float16 or torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        flags = cpu_flags()
-        if dtype == torch.bfloat16:
-            return bool({"avx512_bf16", "amx_bf16"} & flags)
-        return "amx_fp16" in flags
-    return False
+cpu_flags = _precision.cpu_flags
+native_low_precision = _precision.native_low_precision
 
 
 def auto_dtype(device) -> Optional[torch.dtype]:
-    """The default precision of ``precision: auto`` (None = float32)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.float16
-    return None
+    """The first precision ``precision: auto`` asks for on ``device`` (None = float32): CUDA float16, an
+    AMX-BF16 CPU bfloat16, other CPUs float32 (see ``models.precision.auto_dtypes``)."""
+    cands = _precision.auto_dtypes(device)
+    return cands[0] if cands else None
 
 
 # ------------------------------------------------------------------------------------------ layers
@@ -240,45 +224,61 @@ def _enabled(translator: nn.Module) -> bool:
     return any(type(m) in _CONVS for m in translator.modules())
 
 
-# largest output deviation (in 1/255 of the 8-bit image) a low-precision copy may show on the calibration
-# frames; half of the 2/255 the fast path promises, as a margin for other content
-CALIBRATION_LIMIT_255 = 1.0
-_CALIBRATION: "weakref.WeakKeyDictionary[nn.Module, float]" = weakref.WeakKeyDictionary()
+def channels_last_for(translator: nn.Module, device) -> bool:
+    """Memory layout of the prepared copy: channels_last on the CPU (oneDNN's channels_last convolutions are
+    faster, measured in float32 and bfloat16); on CUDA NCHW for ResNets (measured on an H200: channels_last
+    made ResNet-9 slower, TF32 40 -> 56 ms at 1080p, 156 -> 273 ms at 4K: its time is in memory-bound
+    padding/normalisation passes that cuDNN runs faster on NCHW) and channels_last for the rest (U-Nets: the
+    fast layout of cuDNN's half-precision convolutions)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    return getattr(translator, "arch", "") != "resnet"
+
+
+# path variant of the low-precision copy (part of the calibration cache key: a new variant is re-measured)
+_VARIANT = "native-weights-v1"
 
 
 def calibration_frames(translator: nn.Module, device) -> torch.Tensor:
-    """Deterministic NCHW [-1, 1] test frames (2 x C x S x S, S = 256 or the model's minimum size): a smooth
-    colour field and the same with fine noise -- the kind of content a frame has, generated locally."""
+    """The shared calibration frames (``models.precision.calibration_frames``) as NCHW [-1, 1] input for
+    ``translator``: 3 frames, side 256 or the model's minimum size, rounded up to its size multiple."""
     m = int(getattr(translator, "size_multiple", 1) or 1)
     side = max(256, int(getattr(translator, "min_size", m) or m))
     side = -(-side // m) * m
     c = int(getattr(translator, "input_nc", 3) or 3)
-    g = torch.Generator().manual_seed(20261201)
-    low = torch.rand(1, c, 8, 8, generator=g)
-    smooth = torch.nn.functional.interpolate(low, size=(side, side), mode="bicubic", align_corners=False)
-    noisy = smooth + 0.15 * torch.randn(1, c, side, side, generator=g)
-    return (torch.cat([smooth, noisy]).clamp(0, 1) * 2 - 1).to(device)
+    return (_precision.calibration_frames(c, side) * 2 - 1).to(device)
 
 
-def _forward_whole(net: nn.Module, x: torch.Tensor, mode: str, dtype: Optional[torch.dtype]) -> torch.Tensor:
+def _forward_whole(net: nn.Module, x: torch.Tensor, mode: str, dtype: Optional[torch.dtype],
+                   channels_last: bool = True) -> torch.Tensor:
     from .layers import FrameContext, frame_context
 
     h, w = x.shape[-2:]
-    ctx = FrameContext(mode=mode, seed=0, staged=False, image_index=torch.arange(x.shape[0]))
-    ctx.tile_origin, ctx.tile_size, ctx.owned = (0, 0), (h, w), (0, h, 0, w)
-    with frame_context(net, ctx), torch.inference_mode():
-        x = x.contiguous(memory_format=torch.channels_last)
-        with (torch.autocast(x.device.type, dtype=dtype) if dtype in _LOW else contextlib.nullcontext()):
-            return net(x).float()
+    outs = []
+    for i in range(x.shape[0]):   # one frame at a time: calibration memory stays that of one frame
+        ctx = FrameContext(mode=mode, seed=0, staged=False, image_index=torch.arange(i, i + 1))
+        ctx.tile_origin, ctx.tile_size, ctx.owned = (0, 0), (h, w), (0, h, 0, w)
+        with frame_context(net, ctx), torch.inference_mode():
+            xi = x[i:i + 1].clone()
+            if channels_last:
+                xi = xi.contiguous(memory_format=torch.channels_last)
+            with (torch.autocast(x.device.type, dtype=dtype) if dtype in _LOW else contextlib.nullcontext()):
+                outs.append(net(xi).float())
+    return torch.cat(outs)
 
 
 def calibrate(reference: nn.Module, candidate: nn.Module, translator: nn.Module, device, mode: str,
-              dtype: Optional[torch.dtype]) -> float:
-    """Largest |candidate - reference| output difference on :func:`calibration_frames`, in 1/255 of [0, 1]."""
+              dtype: Optional[torch.dtype], channels_last: bool = True) -> _precision.Verdict:
+    """The shared accuracy criterion (``models.precision``) for ``candidate`` (low precision) against
+    ``reference`` (the float32 copy) on :func:`calibration_frames`."""
     x = calibration_frames(translator, device)
-    ref = _forward_whole(reference, x, mode, None)
-    out = _forward_whole(candidate, x, mode, dtype)
-    return float((out - ref).abs().max()) * 127.5
+    ref = _forward_whole(reference, x, mode, None, channels_last)
+    out = _forward_whole(candidate, x, mode, dtype, channels_last)
+    return _precision.judge(out, ref, _precision.dtype_name(dtype), value_range=(-1.0, 1.0))
+
+
+_VERDICTS: "weakref.WeakKeyDictionary[nn.Module, Dict[tuple, _precision.Verdict]]" = weakref.WeakKeyDictionary()
 
 
 def inference_copy(translator: nn.Module, device, dtype: Optional[torch.dtype], mode: str = "eval"
@@ -287,8 +287,9 @@ def inference_copy(translator: nn.Module, device, dtype: Optional[torch.dtype], 
 
     The network is a cached prepared copy (see the module docstring) or, for modules without plain
     convolutions, the translator itself (then channels_last only on CUDA and autocast as requested).
-    A low-precision copy is used only if its output stays within ``CALIBRATION_LIMIT_255`` of the float32
-    copy on :func:`calibration_frames`; otherwise the float32 copy runs (see :func:`effective_dtype`)."""
+    A low-precision copy is used only when the shared criterion (``models.precision``: PSNR >= 50 dB and at
+    most 0.01 % of pixels off by more than 2/255 from the float32 copy) accepts it on the calibration frames
+    (verdict cached in memory and on disk); otherwise the float32 copy runs (see :func:`effective_precision`)."""
     device = torch.device(device)
     if dtype == torch.float32:
         dtype = None
@@ -300,42 +301,99 @@ def inference_copy(translator: nn.Module, device, dtype: Optional[torch.dtype], 
         per = _CACHE.setdefault(translator, {})
         hit = per.get(key)
         if hit is not None and hit[0] == fp:
-            return hit[1], True, hit[2]
+            return hit[1], hit[3], hit[2]
     fuse = mode == "eval"
+    cl = channels_last_for(translator, device)
+    if dtype in _LOW and not _precision.native_low_precision(device, dtype):
+        # emulated half precision is slower than float32 (a float16 3x3 convolution on this pack's AVX512-BF16
+        # EPYC without AMX-FP16 ran 200x slower than float32) and less exact: float32 runs instead
+        with _LOCK:
+            _VERDICTS.setdefault(translator, {}).pop(key, None)
+        dtype = None
     if dtype in _LOW:
         ref, _, _ = inference_copy(translator, device, None, mode)
-        net = build_inference_copy(translator, device, dtype, fuse=fuse)
-        err = calibrate(ref, net, translator, device, mode, dtype)
-        _CALIBRATION[translator] = err
-        if err > CALIBRATION_LIMIT_255:
-            net, amp = ref, None     # the low-precision copy is not accurate enough for this model
-        else:
+        built = {}
+
+        def measure() -> _precision.Verdict:
+            built["net"] = build_inference_copy(translator, device, dtype, fuse=fuse, channels_last=cl)
+            return calibrate(ref, built["net"], translator, device, mode, dtype, cl)
+
+        verdict = _precision.calibrated_verdict(
+            translator, {"family": "translator", "device": _precision.device_description(device),
+                         "precision": _precision.dtype_name(dtype), "mode": mode, "variant": _VARIANT,
+                         "channels_last": cl}, measure)
+        with _LOCK:
+            _VERDICTS.setdefault(translator, {})[key] = verdict
+        if verdict.accepted:
+            net = built.get("net") or build_inference_copy(translator, device, dtype, fuse=fuse, channels_last=cl)
             amp = dtype
+        else:
+            net, amp = ref, None     # the low-precision copy is not accurate enough for this model
     else:
-        net, amp = build_inference_copy(translator, device, None, fuse=fuse), None
+        net, amp = build_inference_copy(translator, device, None, fuse=fuse, channels_last=cl), None
     with _LOCK:
         per = _CACHE.setdefault(translator, {})
         per.pop(key, None)
         while len(per) >= _MAX_PER_MODEL + 1:
             per.pop(next(iter(per)))
-        per[key] = (fp, net, amp)
+        per[key] = (fp, net, amp, cl)
     # the copy's convolutions carry their own precision; autocast covers any other layer of the architecture
-    return net, True, amp
+    return net, cl, amp
 
 
 def effective_dtype(translator: nn.Module, device, dtype: Optional[torch.dtype], mode: str = "eval"
                     ) -> Optional[torch.dtype]:
     """The precision ``translate(..., dtype=dtype)`` really runs ``translator`` in (None = float32): a
-    low-precision request falls back to float32 when calibration shows more than the allowed deviation."""
+    low-precision request falls back to float32 when the calibration rejects it."""
     return inference_copy(translator, device, dtype, mode)[2]
 
 
+def effective_precision(translator: nn.Module, device, dtype: Optional[torch.dtype], mode: str = "eval"
+                        ) -> Dict[str, object]:
+    """What ``translate(translator, ..., device=device, dtype=dtype, mode=mode)`` runs, for reports:
+    ``{"requested": "bfloat16", "precision": "float32", "layout": "channels_last", "verdict": {...} or None,
+    "reason": "..."}`` -- ``verdict`` holds the calibration's PSNR (dB), fraction of pixels > 2/255, max
+    error and whether it was measured now or came from the memory/disk cache. Cheap after the first call
+    (the prepared copy and the verdict are cached)."""
+    device = torch.device(device)
+    if dtype == torch.float32:
+        dtype = None
+    _, cl, amp = inference_copy(translator, device, dtype, mode)
+    with _LOCK:
+        verdict = _VERDICTS.get(translator, {}).get((str(device), dtype, mode == "eval"))
+    requested, ran = _precision.dtype_name(dtype), _precision.dtype_name(amp)
+    if dtype is None:
+        reason = "float32 requested"
+    elif not _precision.native_low_precision(device, dtype):
+        reason = f"{requested} is not computed natively on this {device.type} (slower than float32): float32 ran"
+    elif verdict is None:
+        reason = f"{requested} runs without calibration (this architecture has no prepared copy)"
+    elif verdict.accepted:
+        reason = f"calibration accepted {verdict.summary().split(': ', 1)[1]}"
+    else:
+        reason = (f"calibration rejected {requested} ({verdict.summary().split(': ', 1)[1]}; needs PSNR >= "
+                  f"{_precision.PSNR_MIN_DB:g} dB and <= {_precision.MAX_FRACTION_OVER * 100:g} % of pixels "
+                  f"> {_precision.OVER_LEVELS}/255): exact float32 ran")
+    return {"requested": requested, "precision": ran, "layout": "channels_last" if cl else "NCHW",
+            "verdict": verdict.as_dict() if verdict is not None else None, "reason": reason}
+
+
+def last_verdict(translator: nn.Module, device="cpu", dtype: Optional[torch.dtype] = torch.bfloat16,
+                 mode: str = "eval") -> Optional[_precision.Verdict]:
+    """The calibration verdict of the last ``dtype`` request of ``translator`` on ``device``, if any."""
+    with _LOCK:
+        return _VERDICTS.get(translator, {}).get((str(torch.device(device)), dtype, mode == "eval"))
+
+
 def last_calibration_error(translator: nn.Module) -> Optional[float]:
-    """Deviation (1/255) the last low-precision calibration of ``translator`` measured, if any."""
-    return _CALIBRATION.get(translator)
+    """Largest deviation (1/255) the last low-precision calibration of ``translator`` measured, if any."""
+    with _LOCK:
+        verdicts = list(_VERDICTS.get(translator, {}).values())
+    return verdicts[-1].max_err_255 if verdicts else None
 
 
 def clear_cache() -> None:
     with _LOCK:
         _CACHE.clear()
-        _CALIBRATION.clear()
+        _VERDICTS.clear()
+    _precision.clear_cache()

@@ -179,14 +179,22 @@ def test_half_precision_option_runs_feed_forward_networks(comfy_server, models_r
     prompt["run"]["inputs"]["precision"] = "bfloat16"
     entry = comfy_server.run(prompt, timeout=300)
     (out,) = [np.asarray(Image.open(f))[..., :3] / 255.0 for f in comfy_server.output_files(entry)]
+    import torch
+
+    from models.style.precision import style_precision
+
     content = content_image()
-    full = style_transfer(content, method="fast", network=load_style_network(models_root / "style_transfer" / "mosaic.pth"),
-                          consistency=True, batch_size=1)[0].numpy()
+    network = load_style_network(models_root / "style_transfer" / "mosaic.pth")
+    full = style_transfer(content, method="fast", network=network, consistency=True, batch_size=1)[0].numpy()
     err = np.abs(out - full)
-    # bfloat16 really ran (not bit-identical to float32) and stays near the float32 result (random networks
-    # amplify rounding; measured here: mean ~4.5/255)
-    assert 0 < err.mean() < 8 / 255, err.mean() * 255
-    assert np.abs(out - content[0].numpy()).mean() > 4 * err.mean()  # far closer to float32 than to the input
+    # half precision runs only where the shared accuracy criterion accepts it for this network (the verdict is
+    # deterministic: the same calibration here as in the server); otherwise the node runs exact float32
+    dtype, verdict = style_precision(network, "fast", "cpu", torch.bfloat16)
+    if dtype is None:
+        assert err.max() <= 1 / 255 + 1e-6, (err.max() * 255, verdict)
+    else:
+        assert 0 < err.mean() < 2 / 255, (err.mean() * 255, verdict)
+    assert np.abs(out - content[0].numpy()).mean() > 4 * err.mean() + 1e-3  # the stylised result, not the input
 
 
 def run_whole_example_in_tiles(server, network_name: str, prefix: str, tile: int, style: bool = True):

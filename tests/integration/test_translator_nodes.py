@@ -227,8 +227,9 @@ def test_tiles_batches_reference_mode_and_progress(comfy_server):
     assert_close_8bit(_saved(comfy_server, entry, "eval_after_ref"), eval_out, 1, "eval after reference mode")
     bf16 = _saved(comfy_server, entry, "bf16").astype(int)
     err = np.abs(bf16 - whole)
-    # a bfloat16 request is honoured only where the model stays within 1/255 of float32 on calibration frames
-    # (the bundled CycleGAN does not, so it runs float32): never outside 2/255 either way
+    # a bfloat16 request is honoured only where the shared accuracy criterion accepts it (PSNR >= 50 dB, <= 0.01 %
+    # of pixels off by > 2/255 on the calibration frames); the bundled CycleGAN fails it (1 % of pixels), so it
+    # runs float32
     assert err.max() <= 2, f"bfloat16 request vs float32: max {err.max()}/255"
 
 
