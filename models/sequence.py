@@ -217,6 +217,23 @@ def read_image(path: PathLike, channels: int = 3) -> np.ndarray:
     raise SequenceError(f"channels must be 3 or 4 (got {channels})")
 
 
+def _check_batch_memory(first: Path, count: int, channels: int) -> None:
+    """The whole batch is allocated at once: refuse before reading any pixels (the first frame's header gives
+    the size), saying what it would take and which limit applies."""
+    from PIL import Image
+
+    try:
+        with Image.open(first) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - read_image reports unreadable frames with their name
+        return
+    try:
+        validate.check_memory(count * w * h * channels * 4, f"loading {count} frames of {w}x{h}",
+                              node="Load Image Sequence")
+    except validate.InputError as e:
+        raise SequenceError(f"{e} (load a frame range at a time with first/last frame)") from None
+
+
 def load_image_sequence(folder: PathLike, pattern: Optional[str] = "*", first: Optional[int] = None,
                         last: Optional[int] = None, step: int = 1, *, channels: int = 3,
                         progress: Optional[Callable[[int, int], None]] = None,
@@ -237,13 +254,10 @@ def load_image_sequence(folder: PathLike, pattern: Optional[str] = "*", first: O
     for i, (n, path) in enumerate(frames):
         if check_interrupt is not None:
             check_interrupt()
+        if i == 0:
+            _check_batch_memory(path, len(frames), channels)
         arr = read_image(path, channels)
         if out is None:
-            try:  # the whole batch is allocated at once: refuse before, saying what it would take
-                validate.check_memory(len(frames) * arr.nbytes, f"loading {len(frames)} frames of "
-                                      f"{arr.shape[1]}x{arr.shape[0]}", node="Load Image Sequence")
-            except validate.InputError as e:
-                raise SequenceError(f"{e} (load a frame range at a time with first/last frame)") from None
             out = torch.empty((len(frames),) + arr.shape, dtype=torch.float32)
         elif tuple(arr.shape) != tuple(out.shape[1:]):
             raise SequenceError(

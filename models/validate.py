@@ -392,11 +392,13 @@ def check_image_finite(image: "torch.Tensor", name: str = "image", *, node: Opti
         return
     labels = [str(frame_numbers[i]) if frame_numbers is not None and i < len(frame_numbers) else str(i)
               for i in frames]
-    kind = "frame" if t.shape[0] > 1 or frame_numbers is not None else "image"
-    where = f"{kind}{'s' if len(labels) > 1 else ''} {', '.join(labels)}"
+    plural = "s" if len(labels) > 1 else ""
+    if frame_numbers is not None:
+        where = f"frame{plural} {', '.join(labels)}"
+    else:
+        where = f"frame{plural} {', '.join(labels)} of the batch (counting from 0, of {t.shape[0]})"
     raise InputError(
-        f"{_who(node, name)}: {total} NaN or infinite value{'s' if total != 1 else ''} in {where} (of "
-        f"{t.shape[0]}). Such pixels would poison what comes next (black frames, a NaN model); fix the source "
+        f"{_who(node, name)}: {total} NaN or infinite value{'s' if total != 1 else ''} in {where}. Such pixels would poison what comes next (black frames, a NaN model); fix the source "
         f"(e.g. a float TIFF/EXR with NaNs) or clamp it first. Values above 1 are fine, NaN/inf are not")
 
 

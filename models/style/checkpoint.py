@@ -79,7 +79,7 @@ def _torch_load(path: Path, size: int, head: bytes) -> Any:
         text = str(exc)
         m = re.search(r"GLOBAL (\S+)", text)
         global_name = unsafe_pickle_global(path) or (m.group(1) if m else None)
-        if global_name or "Weights only load failed" in text:
+        if global_name:
             raise StyleNetworkLoadError(refused_pickle_message(
                 path.name, global_name, "Only plain state dicts are read (weights_only=True); if you trust the "
                 "file, re-save its model.state_dict() or convert it to .safetensors.")) from None
