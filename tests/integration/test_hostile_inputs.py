@@ -272,3 +272,37 @@ def test_wrong_and_malicious_files_say_what_they_are(comfy_server, models_root, 
     for p in ("pix2pix/hostile_sg.safetensors", "pix2pix/hostile_forged.safetensors", "cyclegan/hostile_evil.pth",
               "style_transfer/hostile_evil.pth"):
         (models_root / p).unlink()
+
+
+# ------------------------------------------------------------------------------------------ confined reading
+def test_operator_can_confine_load_image_sequence_to_input(comfy_server, tmp_path):
+    """Without the variable Load Image Sequence reads absolute paths like core Load Image; with
+    GAN_PACK_CONFINE_INPUT=1 only folders inside input/ (symlinks resolved) are read."""
+    from conftest import _comfy_dir
+    from scripts.comfy_client import ComfyServer
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(outside / "o_0001.png")
+    server = ComfyServer(_comfy_dir(), workdir=tmp_path / "confined",
+                         env={**os.environ, "GAN_PACK_CONFINE_INPUT": "1"})
+    server.start()
+    try:
+        (server.input_dir / "shot").mkdir()
+        Image.new("RGB", (8, 8), (10, 200, 10)).save(server.input_dir / "shot" / "s_0001.png")
+        os.symlink(outside, server.input_dir / "escape")
+
+        def prompt(folder):  # noqa: E306
+            return {"1": {"class_type": "GANPackLoadImageSequence", "inputs": {
+                "folder": folder, "pattern": "*.png", "first_frame": -1, "last_frame": -1, "step": 1}},
+                "2": preview(["1", 0])}
+
+        # the default server reads an absolute folder, like core Load Image
+        assert comfy_server.output_files(comfy_server.run(prompt(str(outside)), timeout=120))
+        for folder in (str(outside), "escape", "../" + outside.name, "/etc"):
+            text = rejected(server, prompt(folder))
+            assert "is outside" in text and "GAN_PACK_CONFINE_INPUT" in text, text
+        entry = server.run(prompt("shot"), timeout=120)
+        assert server.output_files(entry)
+    finally:
+        server.cleanup()
