@@ -8,10 +8,8 @@ from __future__ import annotations
 import math
 import os
 import random
-import time
 from pathlib import Path
 
-import pytest
 
 from scripts.comfy_client import ComfyExecutionError, ComfyPromptRejected
 
