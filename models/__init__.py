@@ -99,6 +99,14 @@ _API = {
     "NonFiniteLossError": ".training",
     "train_folders": ".training",
     "DataFolderError": ".training",
+    # validation of names, frame patterns, numbers and request sizes (models/validate.py)
+    "InputError": ".validate",
+    "check_file_name": ".validate",
+    "check_frame_pattern": ".validate",
+    "check_finite": ".validate",
+    "check_image_finite": ".validate",
+    "check_tensors_finite": ".validate",
+    "check_memory": ".validate",
 }
 
 __all__ = sorted(_API)

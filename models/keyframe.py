@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 import torch
 import torch.nn.functional as F
 
+from . import validate
 from .translator.arch_keyframe import KeyframeTranslator
 from .translator.base import Translator
 
@@ -50,7 +51,7 @@ DEFAULT_OPTIONS: Dict[str, Any] = {
 ARCH_OPTIONS = ("kernel", "ngf", "depth", "slope")
 
 
-class KeyframeTrainingError(ValueError):
+class KeyframeTrainingError(validate.InputError):
     """Invalid keyframe inputs (shapes, ranges, masks)."""
 
 
@@ -145,6 +146,14 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
         raise KeyframeTrainingError(
             f"inputs {tuple(x.shape)} and targets {tuple(y.shape)} must have the same count and size")
     n, _, h, w = x.shape
+    # before step 1: NaN/inf pixels (e.g. a float TIFF) would train a model whose weights are all NaN
+    for t, what in ((x, "keyframes"), (y, "painted keyframes"), (masks, "mask")):
+        if isinstance(t, torch.Tensor):
+            try:
+                validate.check_image_finite(t.detach().cpu() if t is masks else t, what,
+                                            node="keyframe training")
+            except validate.InputError as e:
+                raise KeyframeTrainingError(str(e)) from None
     m = _prepare_masks(masks, n, h, w)
 
     if device is None:
@@ -237,6 +246,11 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
                 loss = diff.abs().mean()
                 if l2_weight:
                     loss = loss + l2_weight * (diff * diff).mean()
+                if not bool(torch.isfinite(loss.detach())):
+                    raise KeyframeTrainingError(
+                        f"keyframe training: the loss became {float(loss.detach())} at step {step + 1} of {steps}; "
+                        f"training stopped and no model was returned (lower the learning rate or check the "
+                        f"keyframes for extreme values)")
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 optim.step()
@@ -247,4 +261,8 @@ def train_from_keyframes(inputs: torch.Tensor, targets: torch.Tensor, *, steps: 
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    try:  # the last update could still have overflowed
+        validate.check_tensors_finite(model.state_dict(), "keyframe training")
+    except validate.InputError as e:
+        raise KeyframeTrainingError(str(e)) from None
     return model

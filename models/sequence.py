@@ -40,60 +40,56 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so listing frames
 
 import numpy as np
 
+from . import validate
+from ._files import apply_file_mode
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr")
 PathLike = Union[str, os.PathLike]
-_PRINTF = re.compile(r"%(0?)(\d*)d")
-_HASHES = re.compile(r"#+")
 
 
-class SequenceError(ValueError):
+class SequenceError(validate.InputError):
     """A frame sequence that cannot be read or written as asked (message says what and where)."""
 
 
 # ------------------------------------------------------------------------------------------ patterns
+# Patterns are parsed and checked by models.validate (length, folders, one field of at most 9 digits, no %s...)
+# before anything is formatted; its errors are re-raised as SequenceError.
 def _printf(pattern: str) -> Optional[str]:
     """The pattern as a printf format with one integer field (``####`` becomes ``%04d``), or None for a glob."""
-    if _HASHES.search(pattern) and "%" not in pattern:
-        m = _HASHES.search(pattern)
-        pattern = pattern[:m.start()] + f"%0{len(m.group())}d" + pattern[m.end():]
-    fields = _PRINTF.findall(pattern)
-    if not fields:
-        return None
-    if len(fields) > 1:
-        raise SequenceError(f"pattern {pattern!r} has more than one frame-number field")
-    return pattern
+    try:
+        field = validate.frame_field(pattern)
+    except validate.InputError as e:
+        raise SequenceError(str(e)) from None
+    return None if field is None else field.printf()
 
 
 def _check_pattern(pattern: str) -> None:
-    if "/" in pattern or "\\" in pattern:
-        raise SequenceError(f"pattern {pattern!r} must be a file name pattern without folders "
-                            f"(put the folder in the folder argument)")
+    _printf(pattern)
 
 
 def frame_name(pattern: str, number: int) -> str:
     """File name of frame ``number`` for a printf (``frame_%04d.png``) or hash (``frame_####.png``) pattern."""
-    _check_pattern(pattern)
-    fmt = _printf(pattern)
-    if fmt is None:
-        raise SequenceError(f"pattern {pattern!r} needs a frame-number field such as %04d or #### to name frames")
-    return fmt % int(number)
+    try:
+        return validate.frame_name(pattern, number)
+    except validate.InputError as e:
+        raise SequenceError(str(e)) from None
 
 
 def _match(pattern: str) -> Callable[[str], Optional[int]]:
     """name -> frame number when ``name`` belongs to the sequence of ``pattern``, else None."""
-    _check_pattern(pattern)
-    fmt = _printf(pattern)
-    if fmt is not None:
-        m = _PRINTF.search(fmt)
-        prefix, suffix = fmt[:m.start()].replace("%%", "%"), fmt[m.end():].replace("%%", "%")
-        rx = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + r"\Z")
+    try:
+        field = validate.frame_field(pattern)
+    except validate.InputError as e:
+        raise SequenceError(str(e)) from None
+    if field is not None:
+        rx = re.compile(re.escape(field.prefix) + r"(\d+)" + re.escape(field.suffix) + r"\Z")
 
         def match_printf(name: str) -> Optional[int]:
             r = rx.match(name)
-            if not r:
+            if not r or len(r.group(1)) > validate.MAX_FRAME_DIGITS:
                 return None
             n = int(r.group(1))
-            return n if fmt % n == name else None  # exact padding only: frame_%04d does not take frame_12.png
+            return n if field.name(n) == name else None  # exact padding only: frame_%04d does not take frame_12.png
 
         return match_printf
 
@@ -281,6 +277,23 @@ def read_image(path: PathLike, channels: int = 3, *, layer: Optional[str] = None
     raise SequenceError(f"channels must be 3 or 4 (got {channels})")
 
 
+def _check_batch_memory(first: Path, count: int, channels: int) -> None:
+    """The whole batch is allocated at once: refuse before reading any pixels (the first frame's header gives
+    the size), saying what it would take and which limit applies."""
+    from PIL import Image
+
+    try:
+        with Image.open(first) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - read_image reports unreadable frames with their name
+        return
+    try:
+        validate.check_memory(count * w * h * channels * 4, f"loading {count} frames of {w}x{h}",
+                              node="Load Image Sequence")
+    except validate.InputError as e:
+        raise SequenceError(f"{e} (load a frame range at a time with first/last frame)") from None
+
+
 def load_image_sequence(folder: PathLike, pattern: Optional[str] = "*", first: Optional[int] = None,
                         last: Optional[int] = None, step: int = 1, *, channels: int = 3,
                         layer: Optional[str] = None, non_finite: str = "error", return_alpha: bool = False,
@@ -311,6 +324,8 @@ def load_image_sequence(folder: PathLike, pattern: Optional[str] = "*", first: O
     for i, (n, path) in enumerate(frames):
         if check_interrupt is not None:
             check_interrupt()
+        if i == 0:
+            _check_batch_memory(path, len(frames), 3 if return_alpha else channels)
         if _is_exr(path):
             rgb, alpha, window = read_exr_frame(path, layer, non_finite)
             if first_window is None:
@@ -445,6 +460,7 @@ def write_atomic(path: PathLike, data: bytes, *, fsync: bool = True) -> None:
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
+        apply_file_mode(tmp, path)  # the mode a plain open() would give (mkstemp makes files 0600)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -490,6 +506,10 @@ def save_image_sequence(images, folder: PathLike, pattern: str = "frame_%04d.png
     with ``skip_existing`` frames whose file is already there are left untouched (resume). Returns the paths of
     all N frames, written or skipped.
     """
+    try:  # before any folder or file is made: length, one field of at most 9 digits, a usable name
+        validate.check_frame_pattern(pattern)
+    except validate.InputError as e:
+        raise SequenceError(str(e)) from None
     n = int(images.shape[0])
     if frame_numbers is None:
         frame_numbers = list(range(int(start), int(start) + n))
@@ -526,6 +546,12 @@ def save_image_sequence(images, folder: PathLike, pattern: str = "frame_%04d.png
         path = folder / frame_name(pattern, number)
         paths.append(path)
         if not (skip_existing and path.is_file()):
+            if hasattr(images, "dtype"):  # NaN/inf would be written as black pixels without a word
+                try:
+                    validate.check_image_finite(images[i:i + 1], "images", node="Save Image Sequence",
+                                                frame_numbers=[number])
+                except validate.InputError as e:
+                    raise SequenceError(str(e)) from None
             _remove_stale_temporaries(folder, path.name)
             a = None if alpha is None else _to_float(alpha[i])[..., 0]
             if exr:

@@ -30,3 +30,8 @@ for _family in _FAMILIES:
         continue
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(getattr(_module, "NODE_DISPLAY_NAME_MAPPINGS", {}))
+
+# every node: FLOAT inputs finite, IMAGE/MASK inputs free of NaN/inf, before it runs (nodes/_guard.py)
+from . import _guard  # noqa: E402
+
+_guard.install(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)

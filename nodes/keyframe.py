@@ -17,6 +17,7 @@ import torch
 import comfy.model_management as mm
 import folder_paths
 
+from ..models import validate
 from ..models.image import image_to_gan
 from .common import Progress, offload_device, seed_input, torch_device
 
@@ -154,13 +155,14 @@ class TrainTranslatorFromKeyframes:
 
 
 def _safe_filename(name: str) -> str:
-    name = (name or "").strip()
-    if name.lower().endswith(".safetensors"):
-        name = name[:-len(".safetensors")]
-    if not name or not re.fullmatch(r"[\w][\w .\-]*", name) or name.startswith("."):
-        raise ValueError(f"'{name}' is not a usable file name: use letters, digits, '_', '-', '.' and spaces "
-                         f"(no folders; the file goes into models/{MODEL_FOLDER}/)")
-    return name + ".safetensors"
+    """``name.safetensors`` for a plain file name (models.validate: length, characters, not hidden)."""
+    full = validate.check_file_name(name if isinstance(name, str) else str(name), what="filename",
+                                    extension=".safetensors", node="Save Translator")
+    stem = full[:-len(".safetensors")]
+    if not re.fullmatch(r"[\w][\w .\-]*", stem):
+        raise validate.InputError(f"Save Translator: filename {stem[:60]!r} is not usable: use letters, digits, "
+                                  f"'_', '-', '.' and spaces (no folders; the file goes into models/{MODEL_FOLDER}/)")
+    return full
 
 
 class SaveTranslator:
@@ -183,6 +185,15 @@ class SaveTranslator:
             "overwrite": ("BOOLEAN", {"default": True, "tooltip":
                           "Replace a file of the same name; off: stop with an error instead."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, filename=None):
+        if isinstance(filename, str):
+            try:
+                _safe_filename(filename)
+            except ValueError as e:
+                return str(e)
+        return True
 
     def save(self, translator, filename, overwrite):
         from ..models.translator import save_translator

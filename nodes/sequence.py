@@ -8,6 +8,7 @@ import folder_paths
 
 from ..models import sequence as seq
 from ..models.io.exr import COMPRESSIONS as EXR_COMPRESSIONS
+from ..models import validate
 from .common import Progress
 
 CATEGORY = "GAN/Shots"
@@ -15,19 +16,50 @@ FRAMES = "GAN_FRAME_NUMBERS"
 OPEN = -1  # first/last frame value meaning "from the start" / "to the end"
 
 
-def input_folder(folder: str) -> str:
-    """A frame folder: absolute, or relative to ComfyUI's input directory (clear error when missing)."""
+MAX_FOLDER_CHARS = 1024
+
+
+def input_confined() -> bool:
+    """Whether the operator confined Load Image Sequence to ComfyUI's input directory
+    (environment variable ``GAN_PACK_CONFINE_INPUT`` set to anything but empty/0/false/no)."""
+    return os.environ.get(validate.INPUT_CONFINE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def check_input_folder(folder: str) -> str:
+    """The folder's path, without touching the disk beyond resolving it: absolute, or relative to ComfyUI's
+    input directory; with ``GAN_PACK_CONFINE_INPUT`` set, refused unless it lies inside the input directory
+    (symlinks followed), like core Load Image's file list."""
     folder = (folder or "").strip()
+    if len(folder) > MAX_FOLDER_CHARS or "\x00" in folder:
+        raise validate.InputError(f"Load Image Sequence: folder is not a usable path ({len(folder)} characters"
+                                  f"{', contains a NUL character' if chr(0) in folder else ''})")
     root = folder_paths.get_input_directory()
     path = folder if os.path.isabs(folder) else os.path.join(root, folder)
+    if input_confined():
+        path = validate.confined_path(path, root, node="Load Image Sequence")
+    return path
+
+
+def input_folder(folder: str) -> str:
+    """A frame folder: absolute, or relative to ComfyUI's input directory (clear error when missing)."""
+    root = folder_paths.get_input_directory()
+    path = check_input_folder(folder)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"frame folder '{folder}' not found (looked in {path}). Put the frames in a folder "
-                                f"under ComfyUI's input directory ({root}) or give an absolute path.")
+                                f"under ComfyUI's input directory ({root})"
+                                f"{'' if input_confined() else ' or give an absolute path'}.")
     return path
 
 
 def output_folder(folder: str) -> str:
     """A subfolder of ComfyUI's output directory (never outside it)."""
+    if len(folder or "") > MAX_FOLDER_CHARS or "\x00" in (folder or ""):
+        raise validate.InputError(f"Save Image Sequence: folder is not a usable subfolder name "
+                                  f"({len(folder)} characters{', contains a NUL character' if chr(0) in folder else ''})")
+    for part in (folder or "").replace("\\", "/").split("/"):
+        if len(part.encode("utf-8", "surrogatepass")) > 255:
+            raise validate.InputError(f"Save Image Sequence: folder name {part[:40]!r}... is longer than a file "
+                                      f"system allows (255 bytes)")
     root = os.path.abspath(folder_paths.get_output_directory())
     target = os.path.abspath(os.path.join(root, (folder or "").strip()))
     if os.path.commonpath([target, root]) != root:
@@ -78,6 +110,18 @@ class LoadImageSequence:
                            "EXR only: what NaN/infinite samples do. error: refuse the frame (networks turn them "
                            "into garbage); zero: replace them by 0; keep: pass them on."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, folder=None, pattern=None):
+        # before anything runs: a malformed pattern, an over-long or (when confined) outside folder
+        try:
+            if isinstance(pattern, str):
+                validate.check_read_pattern(pattern)
+            if isinstance(folder, str):
+                check_input_folder(folder)
+        except validate.InputError as e:
+            return str(e)
+        return True
 
     @classmethod
     def IS_CHANGED(cls, folder, pattern, first_frame, last_frame, step, layer="", non_finite="error"):
@@ -142,8 +186,16 @@ class SaveImageSequence:
                             "(colour only; alpha stays lossless)."}),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, folder=None, pattern=None):
+        # checked before the prompt runs, so a bad pattern is reported before an upstream render spends minutes
+        return validate_save_inputs(folder, pattern)
+
     def save(self, images, folder, pattern, bit_depth, skip_existing, start_number, frame_numbers=None, alpha=None,
              compression="zip"):
+        error = validate_save_inputs(folder, pattern)
+        if error is not True:
+            raise validate.InputError(error)
         out_root = os.path.abspath(folder_paths.get_output_directory())
         target = output_folder(folder)
         if frame_numbers is not None and len(frame_numbers) != images.shape[0]:
@@ -196,6 +248,16 @@ def exr_previews(images):
                                                                             compress_level=1)
         ui.append({"filename": name, "subfolder": "", "type": "temp"})
     return ui
+def validate_save_inputs(folder=None, pattern=None):
+    """True, or the message for a frame pattern / output folder that Save Image Sequence cannot use."""
+    try:
+        if isinstance(pattern, str):
+            validate.check_frame_pattern(pattern, node="Save Image Sequence")
+        if isinstance(folder, str):
+            output_folder(folder)
+    except (validate.InputError, ValueError) as e:
+        return str(e)
+    return True
 
 
 class TemporalBlend:

@@ -26,6 +26,7 @@ import folder_paths
 
 from ..models import image as gan_image
 from ..models import stylegan as sg
+from ..models import validate
 from .common import Progress, list_models, prepare_device, release, resolve_model, seed_input
 from .paths import BUNDLED_DIR
 
@@ -259,6 +260,10 @@ class StyleMix:
         except ValueError as e:
             raise ValueError(f"layers '{spec}': {e} (this model has layers 0-{stylegan.num_ws - 1})") from None
         rows, cols = row_latent["ws"], column_latent["ws"]
+        if mode == "grid":  # the whole grid, header row and column included, before anything is allocated
+            validate.check_count((rows.shape[0] + 1) * (cols.shape[0] + 1), validate.max_grid_cells(),
+                                 f"grid cells ({rows.shape[0]} rows x {cols.shape[0]} columns plus headers)",
+                                 node="Style Mix", hint="mix fewer latents at a time (GAN_PACK_MAX_GRID_CELLS)")
         rl, cl = row_latent["labels"], column_latent["labels"]
         meta = dict(psi=row_latent.get("psi", 1.0), cutoff=row_latent.get("cutoff"),
                     class_index=row_latent.get("class_index", 0))
@@ -306,6 +311,11 @@ class Synthesize:
     def synthesize(self, stylegan, latent, noise_mode, seed, batch_size):
         check_latent(stylegan, latent)
         n = latent["ws"].shape[0]
+        validate.check_count(n, validate.max_items(), "latents", node="Synthesize",
+                             hint="render them in several batches (GAN_PACK_MAX_ITEMS)")
+        res = int(stylegan.img_resolution)
+        validate.check_memory(n * res * res * 3 * 4 + batch_size * 64 * res * res * 4,
+                              f"{n} images of {res}x{res}", node="Synthesize")
         prepare_device(stylegan, working_bytes=batch_size * 64 * stylegan.img_resolution ** 2 * 4)
         try:
             images = synthesize_latent(stylegan, latent, noise_mode=noise_mode, seed=seed, batch_size=batch_size,
@@ -335,6 +345,11 @@ class ImageGrid:
         }}
 
     def grid(self, images, columns, fill):
+        n, h, w, c = (int(x) for x in images.shape)
+        cols = min(int(columns), max(n, 1))
+        rows = -(-n // cols)
+        validate.check_memory(rows * cols * h * w * c * 4, f"a grid of {rows}x{cols} images of {w}x{h}",
+                              node="Image Grid")
         return (gan_image.image_grid(images, columns, fill=fill),)
 
 
@@ -491,16 +506,20 @@ class ConvertStyleGAN:
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model_name):
+    def VALIDATE_INPUTS(cls, model_name, output_name=None):
+        if isinstance(output_name, str) and output_name.strip():
+            try:
+                validate.check_file_name(output_name, what="output_name", extension=".safetensors",
+                                         node="Convert StyleGAN")
+            except validate.InputError as e:
+                return str(e)
         return validate_model_name(model_name)
 
     def convert(self, model_name, output_name, overwrite):
         src = resolve_model(model_name, FOLDERS)
         name = (output_name or "").strip() or os.path.splitext(os.path.basename(model_name))[0]
-        if os.path.basename(name) != name or name in ("", ".", ".."):
-            raise ValueError(f"output_name '{name}' must be a plain file name (no folders)")
-        if not name.endswith(".safetensors"):
-            name += ".safetensors"
+        # plain, visible, not too long (a hidden '....safetensors' would never appear in the dropdown)
+        name = validate.check_file_name(name, what="output_name", extension=".safetensors", node="Convert StyleGAN")
         folders = [d for d in folder_paths.get_folder_paths("stylegan")
                    if os.path.realpath(d) != os.path.realpath(os.path.join(BUNDLED_DIR, "stylegan"))]
         target_dir = next((d for d in folders if os.path.isdir(d) and os.access(d, os.W_OK)), folders[0])

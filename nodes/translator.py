@@ -194,7 +194,9 @@ class TranslateImage:
                           "error the node retries with half the tile size."}),
             "tile_overlap": ("INT", {"default": 0, "min": 0, "max": 2048, "step": 8, "tooltip":
                              "Overlap between neighbouring tiles, blended with a feathered ramp so no seam shows. "
-                             "0 = automatic (from the network's receptive field)."}),
+                             "0 = automatic (from the network's receptive field). Must be smaller than the tile; "
+                             "at most three quarters of the tile is used (larger values are clamped, so tiles "
+                             "advance by at least a quarter tile and the cost stays bounded)."}),
             "mode": (["eval", "reference"], {"default": "eval", "tooltip":
                      "eval: deterministic inference (stored BatchNorm statistics, no dropout). reference: what "
                      "the reference pix2pix test.py does without --eval (BatchNorm on the batch's statistics, "
@@ -213,6 +215,9 @@ class TranslateImage:
 
     def translate(self, translator, image, tile_size, tile_overlap, mode, seed, resize_to_train_size, precision,
                   batch_size):
+        if tile_size > 0 and tile_overlap >= tile_size:
+            raise ValueError(f"Translate Image: tile_overlap {tile_overlap} must be smaller than tile_size "
+                             f"{tile_size} (at most three quarters of the tile is used; 0 = automatic)")
         if image.ndim != 4:
             raise ValueError(f"Translate Image expects an IMAGE batch [frames, height, width, channels], got "
                              f"shape {tuple(image.shape)}")

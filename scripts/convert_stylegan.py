@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from models.stylegan import StyleGANLoadError, describe_stylegan, load_stylegan, save_stylegan  # noqa: E402
+from models.validate import InputError, check_file_name  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -38,6 +39,11 @@ def main(argv=None) -> int:
         dst = dst.with_suffix(dst.suffix + ".safetensors") if dst.suffix else dst.with_suffix(".safetensors")
     if dst.resolve() == src.resolve():
         dst = dst.with_name(dst.stem + "_gan_pack.safetensors")
+    try:  # the same name rules as the node: not hidden (....safetensors), not too long, no odd characters
+        check_file_name(dst.name, what="output file name", extension=".safetensors")
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if dst.exists() and not ns.force:
         print(f"error: {dst} exists (use --force to overwrite)", file=sys.stderr)
         return 2
@@ -50,7 +56,11 @@ def main(argv=None) -> int:
         return 1
     print(f"found: {describe_stylegan(G)}")
     print(f"config: {json.dumps(G.config())}")
-    save_stylegan(G, dst)
+    try:
+        save_stylegan(G, dst)   # refuses NaN/inf weights; the file gets the umask's mode
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - t0:.1f} s")
     if ns.verify:
         import torch

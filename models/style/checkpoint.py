@@ -17,6 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
+from ..validate import refused_pickle_message, unsafe_pickle_global
 from .errors import StyleNetworkLoadError
 
 StateDict = Dict[str, torch.Tensor]
@@ -76,12 +77,12 @@ def _torch_load(path: Path, size: int, head: bytes) -> Any:
                 raise
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        if m:
-            raise StyleNetworkLoadError(
-                f"{path.name}: refused to load - the checkpoint pickles Python objects or code ({m.group(1)}), not "
-                "just tensors (only plain state dicts are read, with weights_only=True). If you trust the file, "
-                "re-save its model.state_dict() or convert it to .safetensors.") from None
+        m = re.search(r"GLOBAL (\S+)", text)
+        global_name = unsafe_pickle_global(path) or (m.group(1) if m else None)
+        if global_name:
+            raise StyleNetworkLoadError(refused_pickle_message(
+                path.name, global_name, "Only plain state dicts are read (weights_only=True); if you trust the "
+                "file, re-save its model.state_dict() or convert it to .safetensors.")) from None
         raise StyleNetworkLoadError(f"{path.name}: not a valid PyTorch checkpoint - corrupt or not a weight file "
                                     "(unreadable pickle)") from None
     except (EOFError, zipfile.BadZipFile):

@@ -22,10 +22,16 @@ __all__ = ["parse_seeds", "seeds_to_z", "parse_layers", "layer_presets", "style_
            "slerp", "class_to_c"]
 
 _MAX_SEED = 2 ** 32 - 1
-_MAX_ITEMS = 100_000
+_MAX_SPEC_CHARS = 65_536
 
 
 def _parse_int_list(spec: str, what: str, lo: int, hi: int) -> List[int]:
+    """Numbers and ranges; at most ``validate.max_items()`` values in all (the cap is per request, not per range)."""
+    from .. import validate
+
+    limit = validate.max_items()
+    if len(spec) > _MAX_SPEC_CHARS:
+        raise validate.InputError(f"the {what} list is {len(spec)} characters long (at most {_MAX_SPEC_CHARS})")
     out: List[int] = []
     for part in spec.replace(";", ",").replace(" ", ",").split(","):
         part = part.strip()
@@ -36,13 +42,15 @@ def _parse_int_list(spec: str, what: str, lo: int, hi: int) -> List[int]:
             a, b = int(m.group(1)), int(m.group(2))
             if b < a:
                 raise ValueError(f"{what} range {part!r} runs backwards (write {b}-{a})")
-            if b - a + 1 > _MAX_ITEMS:
-                raise ValueError(f"{what} range {part!r} is too long (more than {_MAX_ITEMS} entries)")
             values = range(a, b + 1)
         elif re.fullmatch(r"\d+", part):
             values = [int(part)]
         else:
             raise ValueError(f"cannot read {what} {part!r}: use numbers, ranges like 5-7, separated by commas")
+        if len(out) + len(values) > limit:
+            raise validate.InputError(
+                f"{what}s {spec if len(spec) <= 60 else spec[:57] + '...'!r}: more than {limit} {what}s in all "
+                f"(the limit per node; GAN_PACK_MAX_ITEMS); render them in several batches")
         for v in values:
             if not lo <= v <= hi:
                 raise ValueError(f"{what} {v} is out of range {lo}..{hi}")
@@ -130,6 +138,10 @@ def style_mix(row_ws: torch.Tensor, col_ws: torch.Tensor, layers: Union[str, Seq
     idx = parse_layers(layers, row_ws.shape[1])
     col_ws = col_ws.to(device=row_ws.device, dtype=row_ws.dtype)
     R, C = row_ws.shape[0], col_ws.shape[0]
+    from .. import validate
+
+    validate.check_count(R * C, validate.max_grid_cells(), f"style-mixing cells ({R} x {C})", node="style mix",
+                         hint="mix fewer rows or columns at a time (GAN_PACK_MAX_GRID_CELLS)")
     grid = row_ws.unsqueeze(1).repeat(1, C, 1, 1)
     grid[:, :, idx] = col_ws[:, idx].unsqueeze(0).expand(R, -1, -1, -1)
     return grid
@@ -182,6 +194,10 @@ def interpolate_latents(keyframes: torch.Tensor, num_frames: int, *, space: str 
     num_frames = int(num_frames)
     if num_frames < 1:
         raise ValueError("num_frames must be at least 1")
+    from .. import validate
+
+    validate.check_count(num_frames, validate.max_items(), "interpolation frames", node="latent walk",
+                         hint="make the walk in several parts (GAN_PACK_MAX_ITEMS)")
     K = keyframes.shape[0]
     if K < 1:
         raise ValueError("at least one keyframe is needed")

@@ -295,8 +295,11 @@ def _torch_load(path: Path, what: str) -> Any:
                 return torch.load(str(path), map_location="cpu", weights_only=True)
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except __import__("pickle").UnpicklingError as exc:
-        raise StyleGANLoadError(f"{what} contains pickled Python objects that a safe load refuses ({exc}); "
-                                f"save a state dict instead") from exc
+        from ..validate import refused_pickle_message, unsafe_pickle_global
+
+        raise StyleGANLoadError(refused_pickle_message(
+            what, unsafe_pickle_global(path),
+            "Save a state dict (or convert the model with Convert StyleGAN) instead.")) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise StyleGANLoadError(f"{what} is corrupt or truncated (torch checkpoint could not be read: {exc})") from exc
 
@@ -341,7 +344,14 @@ def _load_path(path: Path, config: Optional[Mapping[str, Any]]) -> StyleGAN:
                 hint = (" — it looks like a Pix2Pix/CycleGAN generator: use the translator loader"
                         if "translator" in str(fmt) else "")
                 raise StyleGANLoadError(f"{what} is a gan-pack file of format {fmt!r}, not a StyleGAN{hint}")
-            G = build_stylegan(_merge_config(info["config"], config))
+            from ..validate import InputError, check_declared_architecture
+
+            merged = _merge_config(info["config"], config)
+            try:  # shapes first, on the meta device: forged metadata must not allocate before it is refused
+                check_declared_architecture(lambda: build_stylegan(merged), merged, tensors, what)
+            except InputError as exc:
+                raise StyleGANLoadError(str(exc)) from None
+            G = build_stylegan(merged)
             G = _with_weights(G, tensors, what)
             G.name = info.get("name") or path.stem
             return G

@@ -325,7 +325,8 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
     images' device (C' = 3, or 4 when an alpha channel was passed through). See the module docstring.
 
     ``tile_size``: 0 = whole frame; otherwise the tile side in pixels (rounded up to the architecture's
-    multiple). ``tile_overlap``: 0 = automatic. ``device``: where the network runs (the translator is moved
+    multiple). ``tile_overlap``: 0 = automatic; at most three quarters of the tile is used (larger values are
+    clamped, so tiles advance by at least a quarter tile and the cost stays bounded). ``device``: where the network runs (the translator is moved
     there); None = where it is. ``dtype``: None/float32, or float16/bfloat16 under autocast.
     """
     if not isinstance(images, torch.Tensor):
@@ -371,7 +372,10 @@ def translate(translator: Translator, images: torch.Tensor, *, tile_size: int = 
         # at least two multiples, so neighbouring tiles can overlap (a U-Net-256 tiles in 512s)
         tile = max(_round_up(int(tile_size), m), min_size, 2 * m)
         overlap = int(tile_overlap) if tile_overlap and tile_overlap > 0 else auto_tile_overlap(translator, tile)
-        overlap = min(overlap, tile - m)
+        # at most three quarters of the tile: tiles then advance by at least a quarter tile, so an overlap near
+        # the tile size cannot multiply the tile count (a 200 px frame in 64 px tiles with a 2048 px overlap
+        # would otherwise advance 4 px at a time: 1,156 tiles instead of at most 100)
+        overlap = min(overlap, max(m, (tile * 3 // 4) // m * m))
         ay, ax = _Axis(ph, tile, overlap, m), _Axis(pw, tile, overlap, m)
     else:
         ay, ax = _Axis(ph, ph, 0, m), _Axis(pw, pw, 0, m)

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 
 from .._files import save_safetensors_atomic
+from ..validate import InputError, check_declared_architecture, refused_pickle_message, unsafe_pickle_global
 from .base import Translator, architecture_builder
 
 FORMAT = "gan-pack-translator"
@@ -72,17 +73,16 @@ def _read_torch(path: Path, head: bytes) -> Any:
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "Weights only load failed" in msg or "Unsupported global" in msg or "unsupported" in msg.lower():
-            found = re.search(r"GLOBAL ([\w.]+)", msg) or re.search(r"[Uu]nsupported (?:global|operand):? ([^\n]*)", msg)
-            what = f"it references {found.group(1)}" if found else "it references non-tensor Python objects"
             if _looks_like_stylegan_bytes(path):
                 raise TranslatorLoadError(
                     f"{path.name}: looks like a StyleGAN network pickle (it contains Python code); "
                     "load it with the StyleGAN loader, not as a Pix2Pix/CycleGAN translator. "
                     "Pickled code is never executed.") from None
-            raise TranslatorLoadError(
-                f"{path.name}: pickle with code refused ({what}); only weights-only checkpoints are loaded "
-                "and pickled code is never executed. "
-                "Re-save it with torch.save(model.state_dict()) or as .safetensors.") from None
+            found = re.search(r"GLOBAL ([\w.]+)", msg)
+            raise TranslatorLoadError(refused_pickle_message(
+                path.name, unsafe_pickle_global(path) or (found.group(1) if found else None),
+                "Only weights-only checkpoints are loaded; re-save it with torch.save(model.state_dict()) or as "
+                ".safetensors.")) from None
         raise TranslatorLoadError(f"{path.name}: {_describe_bytes(head)} ({msg.splitlines()[0] if msg else type(exc).__name__})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -429,20 +429,35 @@ def translator_from_state_dict(sd: Mapping[str, torch.Tensor], *, direction: Opt
 def _from_gan_pack(meta: str, tensors: Dict[str, torch.Tensor], overrides: Dict[str, Any], where: str) -> Translator:
     try:
         info = json.loads(meta)
+        fmt = str(info.get("format")) if isinstance(info, dict) else ""
+    except (ValueError, TypeError) as exc:
+        raise TranslatorLoadError(f"{where}: damaged '{METADATA_KEY}' metadata ({exc})") from None
+    if fmt != FORMAT:  # the format first: a StyleGAN file has no 'arch' and must say what it is
+        kind, where_to = (("a StyleGAN model", "; load it with Load StyleGAN from models/stylegan")
+                          if "stylegan" in fmt.lower() else ("a style-transfer network", "")
+                          if "style" in fmt.lower() else (f"a {fmt!r} file", ""))
+        raise TranslatorLoadError(f"{where}: looks like {kind} saved by comfyui-gan-pack, not a "
+                                  f"Pix2Pix/CycleGAN translator{where_to}")
+    try:
         config = dict(info["config"])
         arch = config.pop("arch")
     except (ValueError, KeyError, TypeError) as exc:
         raise TranslatorLoadError(f"{where}: damaged '{METADATA_KEY}' metadata ({exc})") from None
-    if info.get("format") != FORMAT:
-        fmt = str(info.get("format"))
-        kind = "a StyleGAN model" if "stylegan" in fmt.lower() else "a style-transfer network" \
-            if "style" in fmt.lower() else f"a {fmt!r} file"
-        raise TranslatorLoadError(f"{where}: looks like {kind} saved by comfyui-gan-pack, not a translator")
     if int(info.get("version", 1)) > FORMAT_VERSION:
         raise TranslatorLoadError(f"{where}: written by a newer gan-pack (format version {info.get('version')})")
     config.update(overrides)
     try:
-        model = architecture_builder(arch)(**config)
+        builder = architecture_builder(arch)
+    except KeyError as exc:
+        raise TranslatorLoadError(f"{where}: {exc.args[0]}") from None
+    try:  # shapes first, on the meta device: forged metadata must not allocate before it is refused
+        check_declared_architecture(lambda: builder(**config), config, tensors, where)
+    except InputError as exc:
+        raise TranslatorLoadError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise TranslatorLoadError(f"{where}: cannot rebuild {arch!r} from {config}: {exc}") from None
+    try:
+        model = builder(**config)
     except KeyError as exc:
         raise TranslatorLoadError(f"{where}: {exc.args[0]}") from None
     except (TypeError, ValueError) as exc:
