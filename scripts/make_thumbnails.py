@@ -77,6 +77,7 @@ SPECS: Dict[str, Spec] = {
     "cyclegan_frames": Spec(lambda out: [[_input(f"gan_pack_day_0{i}.png") for i in range(3)], out[:3]]),
     "image_channels": Spec(lambda out: _wipe(_input("gan_pack_example.png"), out[0])),
     "stylegan_style_mixing": Spec(lambda out: [[out[0]]], fit="contain"),
+    "stylegan_edit_sweep": Spec(lambda out: [[out[0]]], fit="contain"),
     "stylegan_latent_walk": Spec(lambda out: [row for row in zip(*[iter(_pick(out, 9))] * 3)]),
     "translator_to_diffusion": Spec(lambda out: _wipe(_input("gan_pack_day_00.png"), out[0]),
                                     stage="Translate Image (Pix2Pix/CycleGAN)",
@@ -144,8 +145,13 @@ def compose(rows: List[List[Image.Image]], note: str = "", fit: str = "cover") -
     return card
 
 
+# a workflow without a recipe: its outputs as they are (one picture whole, else up to four in a grid)
+DEFAULT = Spec(lambda out: [[out[0]]] if len(out) == 1 else [row for row in zip(*[iter(_pick(out, 4))] * 2)],
+               fit="contain")
+
+
 def render(server, name: str, info: Dict) -> Path:
-    spec = SPECS[name]
+    spec = SPECS.get(name, DEFAULT)
     prompt = ui_to_api(load_workflow(WORKFLOWS / f"{name}.json"), info)
     if spec.stage:
         prompt = cut_after(prompt, spec.stage)
@@ -165,9 +171,9 @@ def main(argv=None) -> int:
     ap.add_argument("names", nargs="*", help="workflows (default: all)")
     args = ap.parse_args(argv)
     names = args.names or sorted(p.stem for p in WORKFLOWS.glob("*.json"))
-    missing = [n for n in names if n not in SPECS]
-    if missing:
-        ap.error(f"no thumbnail recipe for {missing}: add one to SPECS")
+    for n in names:
+        if n not in SPECS:
+            print(f"{n}: no recipe in SPECS, showing its outputs as they are", flush=True)
     with ComfyServer() as server:
         info = server.object_info()
         for name in names:
