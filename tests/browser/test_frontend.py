@@ -222,3 +222,20 @@ def test_new_pack_nodes_have_no_randomising_seed_widget(browser):
       return out;""")
     assert "GANPackTranslate" in found and len(found) >= 5, found
     assert not any(found.values()), f"seed control widgets on pack nodes: {found}"
+
+
+def test_workflow_saved_while_seeds_had_a_control_widget(browser, object_info):
+    """Workflows saved before the pack's seeds lost their "control after generate" widget carry one more value
+    after each seed ("fixed"). Loaded in the frontend they must still give every widget its own value."""
+    path = next(p for p in WORKFLOWS if p.stem == "pix2pix_image")
+    current = load_workflow(path)
+    old = json.loads(json.dumps(current))
+    (node,) = [n for n in old["nodes"] if n["type"] == "GANPackTranslate"]
+    names = [s[0] for s in object_info["GANPackTranslate"]["input"]["required"].items() if s[0] != "translator"
+             and s[0] != "image"]
+    node["widgets_values"].insert(names.index("seed") + 1, "fixed")
+    _load(browser, "saved-before", old)
+    frontend = browser.execute_async_script(PROMPT_JS)
+    expected = ui_to_api(current, object_info)
+    nid = str(node["id"])
+    assert frontend[nid]["inputs"] == expected[nid]["inputs"], (frontend[nid]["inputs"], expected[nid]["inputs"])
