@@ -23,6 +23,7 @@ _API = {
     "image_to_gan": ".image",
     "gan_to_image": ".image",
     "convert_channels": ".image",
+    "batch_images": ".image",
     # Pix2Pix / CycleGAN translators
     "Translator": ".translator",
     "load_translator": ".translator",

@@ -88,3 +88,47 @@ def image_grid(images: torch.Tensor, columns: int, fill: float = 1.0) -> torch.T
     padded[:n] = images
     grid = padded.view(rows, columns, h, w, c).permute(0, 2, 1, 3, 4).reshape(rows * h, columns * w, c)
     return grid.unsqueeze(0)
+
+
+def batch_images(images, resize: str = "first") -> torch.Tensor:
+    """Join IMAGE batches ``[N_i, H_i, W_i, C_i]`` into one ``[sum N_i, H, W, C]``, in order.
+
+    Sizes: ``resize="first"`` scales every batch whose size differs from the first one's to cover it (bilinear,
+    aspect kept) and crops the centre, as core Batch Images does; ``resize="error"`` refuses different sizes
+    with a message naming them. Channels: gray (1) becomes RGB; if any batch has alpha, the others get an
+    opaque alpha channel.
+    """
+    images = [im if im.ndim == 4 else im.unsqueeze(0) for im in images if im is not None]
+    if not images:
+        raise ValueError("no images to batch")
+    for i, im in enumerate(images):
+        if im.ndim != 4 or im.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"image {i + 1}: expected an IMAGE [N, H, W, C] with 1, 3 or 4 channels, got shape "
+                             f"{tuple(im.shape)}")
+    h, w = images[0].shape[1:3]
+    alpha = any(im.shape[-1] == 4 for im in images)
+    out = []
+    for i, im in enumerate(images):
+        im = im.to(images[0].device, torch.float32)
+        if im.shape[-1] == 1:
+            im = im.expand(-1, -1, -1, 3)
+        if alpha and im.shape[-1] == 3:
+            im = torch.cat([im, torch.ones_like(im[..., :1])], -1)
+        if im.shape[1:3] != (h, w):
+            if resize == "error":
+                raise ValueError(f"image {i + 1} is {im.shape[2]}x{im.shape[1]} but image 1 is {w}x{h}: batched "
+                                 f"frames must have one size")
+            im = _cover_resize(im, h, w)
+        out.append(im)
+    return torch.cat(out)
+
+
+def _cover_resize(images: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Scale ``[N, H, W, C]`` to cover ``h x w`` (bilinear, aspect kept), then crop the centre."""
+    ih, iw = images.shape[1:3]
+    s = max(h / ih, w / iw)
+    sh, sw = max(h, round(ih * s)), max(w, round(iw * s))
+    x = torch.nn.functional.interpolate(images.permute(0, 3, 1, 2), size=(sh, sw), mode="bilinear",
+                                        align_corners=False, antialias=s < 1)
+    top, left = (sh - h) // 2, (sw - w) // 2
+    return x[:, :, top:top + h, left:left + w].permute(0, 2, 3, 1).contiguous()

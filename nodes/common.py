@@ -4,7 +4,10 @@ Everything here is ComfyUI glue; the computations live in ``models/``.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import weakref
 from typing import Callable, Iterable, List, Optional, Sequence
 
 import torch
@@ -116,7 +119,12 @@ def with_oom_retry(run: Callable[[int], torch.Tensor], tile_size: int, *, smalle
 
 
 def seed_input(tooltip: str = "Seed for everything random in this node; the same seed gives the same pixels."):
-    return ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "control_after_generate": True, "tooltip": tooltip})
+    # No "control after generate" widget: its default, randomize, would change the seed after every Run, so
+    # ComfyUI would run the node (and everything after it) again each time. Same seed, same pixels; a user who
+    # wants a variation types another seed.
+    return ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "control_after_generate": False,
+                    "tooltip": tooltip + " Stays as set (no randomize after each run): type another number for a "
+                                         "different result."})
 
 
 PRECISIONS = ["auto", "float32", "bfloat16", "float16"]
@@ -131,3 +139,78 @@ def precision_input():
             "on built-in calibration images, this model's output stays at PSNR >= 50 dB against float32 with at "
             "most 0.01 % of pixels off by more than 2/255 (checked once per model and device, remembered across "
             "sessions); otherwise, and where the device only emulates it (float16 on most CPUs), float32 runs."})
+
+
+# ------------------------------------------------------------------------------------------ reuse
+# ComfyUI re-runs a node whenever any of its widget values changes, also a seed the node's current mode does
+# not use. Such nodes remember their last result and hand it back when only ignored settings changed.
+class _Same:
+    """What a result was computed from: tensors and objects by identity (weakly held; tensors also by their
+    in-place version counter), plain values by value."""
+
+    def __init__(self, value):
+        self.kind, self.ref, self.version, self.value = "value", None, None, None
+        if isinstance(value, (list, tuple)):
+            self.kind, self.value = type(value).__name__, [_Same(v) for v in value]
+        elif isinstance(value, dict):
+            self.kind, self.value = "dict", {k: _Same(v) for k, v in value.items()}
+        elif isinstance(value, (str, int, float, bool, type(None))):
+            self.value = value
+        else:
+            self.kind = "object"
+            try:
+                self.ref = weakref.ref(value)
+            except TypeError:
+                self.ref = lambda value=value: value
+            self.version = _version(value)
+
+    def matches(self, value) -> bool:
+        if self.kind in ("list", "tuple"):
+            return (type(value).__name__ == self.kind and len(value) == len(self.value)
+                    and all(s.matches(v) for s, v in zip(self.value, value)))
+        if self.kind == "dict":
+            return (isinstance(value, dict) and value.keys() == self.value.keys()
+                    and all(self.value[k].matches(v) for k, v in value.items()))
+        if self.kind == "value":
+            return type(value) is type(self.value) and value == self.value
+        if self.ref() is not value:
+            return False
+        return self.version is None or _version(value) == self.version
+
+
+def _version(value):
+    """A tensor's in-place modification counter (inference tensors, which ComfyUI passes, have none)."""
+    if not isinstance(value, torch.Tensor) or value.is_inference():
+        return None
+    return value._version
+
+
+def reuse_result_when(unused: Callable[[dict], Iterable[str]]):
+    """Decorator for a node's FUNCTION: ``unused(inputs)`` names the inputs the given settings ignore (e.g.
+    ``seed`` in eval mode). When the node runs again with the same upstream results (the same tensors and
+    objects ComfyUI hands on from its cache) and equal values of every other input, the last result is
+    returned without computing. The previous result is dropped before a new one is computed, so this holds
+    no memory beyond the result ComfyUI caches anyway."""
+    def wrap(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def run(self, *args, **kwargs):
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            inputs = {k: v for k, v in list(bound.arguments.items())[1:]}
+            ignored = set(unused(inputs))
+            relevant = {k: v for k, v in inputs.items() if k not in ignored}
+            last = self.__dict__.get("_gan_pack_last")
+            if last is not None and last[0].matches(relevant):
+                log.info("%s: same inputs as the last run apart from %s, which this mode does not use: reused "
+                         "the last result", type(self).__name__, ", ".join(sorted(ignored)) or "nothing")
+                return last[1]
+            self._gan_pack_last = None
+            out = fn(self, *args, **kwargs)
+            self._gan_pack_last = (_Same(relevant), out)
+            return out
+
+        return run
+
+    return wrap

@@ -38,5 +38,36 @@ class ImageChannels:
         return (out, alpha)
 
 
-NODE_CLASS_MAPPINGS = {"GANPackImageChannels": ImageChannels}
-NODE_DISPLAY_NAME_MAPPINGS = {"GANPackImageChannels": "Image Channels (GAN)"}
+BATCH_INPUTS = 8
+
+
+class BatchImages:
+    DESCRIPTION = ("Joins up to eight images or frame batches into one batch, in input order (e.g. keyframes, "
+                   "or single frames for a translator). Images of another size than the first are scaled to "
+                   "cover it and cropped in the centre, like core Batch Images, unless sizes is set to "
+                   "'must match'.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("All connected images as one batch, image1's frames first.",)
+    FUNCTION = "batch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        optional = {f"image{i}": ("IMAGE", {"tooltip": f"Image or batch number {i} (optional)."})
+                    for i in range(2, BATCH_INPUTS + 1)}
+        return {"required": {
+            "image1": ("IMAGE", {"tooltip": "The first image or batch; its size is the batch's size."}),
+            "sizes": (["fit to first", "must match"], {"default": "fit to first", "tooltip":
+                      "fit to first: other sizes are scaled to cover image1's size and centre-cropped. must match: "
+                      "stop with a message naming the sizes when they differ (safer for frames)."}),
+        }, "optional": optional}
+
+    def batch(self, image1, sizes, **others):
+        rest = [others.get(f"image{i}") for i in range(2, BATCH_INPUTS + 1)]
+        return (gan_image.batch_images([image1, *rest], resize="error" if sizes == "must match" else "first"),)
+
+
+NODE_CLASS_MAPPINGS = {"GANPackImageChannels": ImageChannels, "GANPackBatchImages": BatchImages}
+NODE_DISPLAY_NAME_MAPPINGS = {"GANPackImageChannels": "Image Channels (GAN)",
+                              "GANPackBatchImages": "Batch Images (GAN)"}

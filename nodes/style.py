@@ -17,7 +17,7 @@ import folder_paths
 
 from ..models import style as engine
 from .common import (CPU_MEMORY_BUDGET, PRECISIONS, Progress, autocast_dtype, log, mm, prepare_device, release,
-                     seed_input, with_oom_retry)
+                     reuse_result_when, seed_input, with_oom_retry)
 
 FOLDER = engine.FOLDER  # "style_transfer"
 NETWORK = "GAN_STYLE_NETWORK"
@@ -302,6 +302,7 @@ class StyleTransfer:
             },
         }
 
+    @reuse_result_when(lambda inputs: () if _resolved_method(inputs) == "gatys" else ("seed",))
     def stylize(self, style_network, content, method, strength, iterations, size, preserve_color,
                 frame_consistency, temporal_blend, seed, precision, style=None, tile_size=0):
         if not isinstance(style_network, StyleNetworkBundle):
@@ -357,6 +358,12 @@ class StyleTransfer:
         finally:
             release(module)
         return (out.float().cpu(),)
+
+
+def _resolved_method(inputs: dict) -> str:
+    net = inputs.get("style_network")
+    method = inputs.get("method")
+    return getattr(net, "default_method", "gatys") if method == "auto" else method
 
 
 def _choose_tile(method: str, content: torch.Tensor, work_size: int, tile_size: int, precision: str,

@@ -27,7 +27,8 @@ import folder_paths
 from ..models import image as gan_image
 from ..models import stylegan as sg
 from ..models import validate
-from .common import Progress, list_models, prepare_device, release, resolve_model, seed_input
+from .common import (Progress, list_models, prepare_device, release, resolve_model, reuse_result_when,
+                     seed_input)
 from .paths import BUNDLED_DIR
 
 CATEGORY = "GAN/StyleGAN"
@@ -308,6 +309,7 @@ class Synthesize:
                            "depend on it)."}),
         }}
 
+    @reuse_result_when(lambda inputs: () if inputs["noise_mode"] == "random" else ("seed",))
     def synthesize(self, stylegan, latent, noise_mode, seed, batch_size):
         check_latent(stylegan, latent)
         n = latent["ws"].shape[0]

@@ -23,7 +23,7 @@ import folder_paths
 
 from ..models import stylegan as sg
 from ..models.stylegan import editing as ed
-from .common import Progress, prepare_device, release
+from .common import Progress, prepare_device, release, seed_input
 from .paths import model_path
 from .stylegan import CATEGORY, LATENT, MODEL, check_latent, make_latent
 
@@ -184,8 +184,7 @@ class StyleGANDirections:
             "n_samples": ("INT", {"default": 10000, "min": 100, "max": 1000000, "step": 100, "tooltip":
                           "Seeded latents sampled for GANSpace's PCA and for sigma units (more = more stable; "
                           "10000 takes about a second on a CPU for a 512-wide mapping)."}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "tooltip":
-                     "Seed of those samples (the same seed gives the same directions)."}),
+            "seed": seed_input("Seed of those samples (the same seed gives the same directions)."),
         }}
 
     def compute(self, stylegan, method, layers, custom_layers, n_samples, seed):

@@ -16,7 +16,7 @@ import comfy.model_management as mm
 from .. import models as engine
 from ..models.translator import activation_bytes_per_pixel, auto_tile_size as engine_auto_tile_size
 from .common import CPU_MEMORY_BUDGET, Progress, autocast_dtype, list_models, precision_input, prepare_device, \
-    release, resolve_model, seed_input, torch_device, with_oom_retry
+    release, resolve_model, reuse_result_when, seed_input, torch_device, with_oom_retry
 
 log = logging.getLogger("comfyui-gan-pack")
 
@@ -213,6 +213,7 @@ class TranslateImage:
                            "less memory; the output does not depend on it in eval mode."}),
         }}
 
+    @reuse_result_when(lambda inputs: ("seed",) if inputs["mode"] == "eval" else ())
     def translate(self, translator, image, tile_size, tile_overlap, mode, seed, resize_to_train_size, precision,
                   batch_size):
         if tile_size > 0 and tile_overlap >= tile_size:

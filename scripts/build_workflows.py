@@ -21,6 +21,10 @@ sys.path.insert(0, str(REPO))
 from scripts.workflow_api import UPLOAD_OPTIONS, _has_control_widget, _input_specs, _is_widget  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
+# Nodes that show pictures are taller than their widgets: Load Image draws its picture under the widgets (the
+# frontends make it at least 314 px tall), the save/preview nodes show their results after a run. Reserved
+# here so no node is drawn over another (checked in the browser tests on both frontends).
+MIN_HEIGHTS = {"LoadImage": 340, "SaveImage": 300, "PreviewImage": 300, "GANPackSaveImageSequence": 340}
 
 
 class Out:
@@ -105,7 +109,8 @@ class Workflow:
                         widgets.append("image")
             col = depth[n.id]
             row = rows.get(col, 0)
-            height = 60 + 26 * (len(widgets) + max(len(ui_inputs), len(d["output"])))
+            height = max(60 + 26 * (len(widgets) + max(len(ui_inputs), len(d["output"]))),
+                         MIN_HEIGHTS.get(n.type, 0))
             rows[col] = row + height + 60
             ui_nodes.append({
                 "id": n.id, "type": n.type, "pos": [60 + 380 * col, 80 + row], "size": [320, height],

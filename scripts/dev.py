@@ -40,6 +40,9 @@ SKIP_REQUIREMENTS = {"torchaudio", "torch", "torchvision"}
 TEST_REQUIREMENTS = ["pytest>=8", "selenium>=4.20"]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# The browser tier also runs against the newest frontend on the registry (ComfyUI 0.3.75 pins 1.32.9): its
+# wheel is unpacked into a cache outside the checkout and served with --front-end-root; the venv keeps its own.
+NEWEST_FRONTEND = "1.58.1"
 
 
 def log(msg: str) -> None:
@@ -184,6 +187,38 @@ def ensure_slurm() -> None:
         log("slurm-wlm/munge not found and cannot be installed here: the SLURM farm test will be skipped")
 
 
+def newest_frontend_dir() -> Path:
+    """Where the newest frontend's static files are unpacked (``$GAN_PACK_FRONTEND_CACHE`` or ~/.cache)."""
+    cache = Path(os.environ.get("GAN_PACK_FRONTEND_CACHE", Path.home() / ".cache" / "comfyui-gan-pack" / "frontends"))
+    return cache.expanduser().resolve() / NEWEST_FRONTEND / "static"
+
+
+def ensure_newest_frontend(py: Path) -> None:
+    target = newest_frontend_dir()
+    if (target / "index.html").is_file():
+        return
+    log(f"fetching comfyui-frontend-package {NEWEST_FRONTEND} for the browser tests (kept in {target.parent})")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            run([py, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps", "-d", tmp,
+                 f"comfyui-frontend-package=={NEWEST_FRONTEND}"])
+        except subprocess.CalledProcessError:
+            log("could not download it: the browser tests against the newest frontend will be skipped")
+            return
+        (wheel,) = Path(tmp).glob("*.whl")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="static-", dir=target.parent))
+        with zipfile.ZipFile(wheel) as z:
+            prefix = "comfyui_frontend_package/static/"
+            for name in z.namelist():
+                if name.startswith(prefix) and not name.endswith("/"):
+                    dest = staging / name[len(prefix):]
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(z.read(name))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+
+
 def setup(with_tests: bool = False) -> tuple[Path, Path]:
     comfy = ensure_comfyui()
     py = ensure_python(comfy, with_tests)
@@ -191,6 +226,7 @@ def setup(with_tests: bool = False) -> tuple[Path, Path]:
     if with_tests:
         ensure_chromium()
         ensure_slurm()
+        ensure_newest_frontend(py)
     return comfy, py
 
 
@@ -198,6 +234,7 @@ def child_env(comfy: Path, py: Path) -> dict:
     env = dict(os.environ)
     env["COMFYUI_DIR"] = str(comfy)
     env["GAN_PACK_PYTHON"] = str(py)
+    env.setdefault("GAN_PACK_NEWEST_FRONTEND", str(newest_frontend_dir()))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

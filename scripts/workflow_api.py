@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 VIRTUAL_TYPES = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "upload")
+CONTROL_MODES = ("fixed", "increment", "decrement", "randomize", "increment-wrap")
 MODE_MUTED = 2
 MODE_BYPASS = 4
 
@@ -72,6 +73,8 @@ def widget_values(node: Dict[str, Any], node_def: Dict[str, Any]) -> Dict[str, A
         return {name: values[name] for name, _, _ in specs if name in values}
     out: Dict[str, Any] = {}
     i = 0
+    expected = sum(1 + _has_control_widget(n, t, o) + any(o.get(k) for k in UPLOAD_OPTIONS) for n, t, o in specs)
+    extra = len(values) - expected  # control values saved by an older definition that had the widget
     for name, typ, opts in specs:
         if i >= len(values):
             break
@@ -79,6 +82,9 @@ def widget_values(node: Dict[str, Any], node_def: Dict[str, Any]) -> Dict[str, A
         i += 1
         if _has_control_widget(name, typ, opts):
             i += 1  # the frontend-only "control after generate" value
+        elif extra > 0 and typ == "INT" and i < len(values) and values[i] in CONTROL_MODES:
+            i += 1
+            extra -= 1
         if any(opts.get(k) for k in UPLOAD_OPTIONS):
             i += 1  # the upload button widget's value
     return out

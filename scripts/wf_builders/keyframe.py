@@ -80,13 +80,16 @@ def keyframe_stylize_shot(info) -> Workflow:
             "with the shot's frame numbers, and Save Translator keeps the look as models/pix2pix/"
             "gan_pack_demo_look.safetensors for Load Translator.\n"
             "Your own shot: put its frames in a folder under ComfyUI's input directory, paint one or more frames, "
-            "and load the originals and the painted versions below (same order). Long shots: render headless with "
+            "and load the originals and the painted versions below (same order; Batch Images (GAN) takes up to "
+            "eight). Long shots: render headless with "
             "scripts/render.py, which runs this workflow chunk by chunk and resumes.")
     shot = wf.add("GANPackLoadImageSequence", title="Shot frames", folder=SHOT_FOLDER, pattern=SHOT_PATTERN)
     originals = [wf.add("LoadImage", title=f"Keyframe {n}", image=keyframe_file(n)) for n in KEYFRAMES]
     painted = [wf.add("LoadImage", title=f"Keyframe {n} painted", image=painted_file(n)) for n in KEYFRAMES]
-    keys = wf.add("ImageBatch", title="Keyframes", image1=originals[0][0], image2=originals[1][0])
-    looks = wf.add("ImageBatch", title="Painted keyframes", image1=painted[0][0], image2=painted[1][0])
+    keys = wf.add("GANPackBatchImages", title="Keyframes", image1=originals[0][0], image2=originals[1][0],
+                  sizes="must match")
+    looks = wf.add("GANPackBatchImages", title="Painted keyframes", image1=painted[0][0], image2=painted[1][0],
+                   sizes="must match")
     trained = wf.add("GANPackTrainTranslatorFromKeyframes", keyframes=keys[0], painted_keyframes=looks[0], seed=0)
     styled = wf.add("GANPackTranslate", translator=trained[0], image=shot[0])
     wf.add("GANPackSaveImageSequence", images=styled[0], frame_numbers=shot[1], folder="gan_pack/keyframe_shot",

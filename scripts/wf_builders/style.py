@@ -37,22 +37,23 @@ def style_transfer_diffusion(info) -> Workflow:
 
 
 def style_transfer_frames(info) -> Workflow:
+    from scripts.wf_builders.keyframe import SHOT_FOLDER, SHOT_PATTERN
+
     wf = Workflow(info)
-    wf.note("A frame batch through a fast style network (mosaic.pth from PyTorch's fast_neural_style examples), "
-            "one forward pass per frame (measured on one CPU core: ~3 s per 512 x 512 frame). The four frames here are a slow camera pan cut from the example "
-            "image; connect your own frame batch (e.g. an image sequence loader) instead. frame_consistency uses "
-            "one colour mapping for the whole batch (less flicker); temporal_blend additionally holds static "
-            "areas.\n" + FILES_NOTE)
-    src = wf.add("LoadImage", title="Example image", image="gan_pack_example.png")
-    frames = None
-    for i in range(4):
-        crop = wf.add("ImageCrop", title=f"Frame {i + 1}", image=src[0], width=384, height=288, x=32 * i, y=8 * i)
-        frames = crop if frames is None else wf.add("ImageBatch", image1=frames[0], image2=crop[0])
+    wf.note("A shot's frames through a fast style network (mosaic.pth from PyTorch's fast_neural_style examples), "
+            "one forward pass per frame (measured on one CPU core: ~3 s per 512 x 512 frame). Load Image Sequence "
+            "reads frames 1-8 of the bundled demo shot (input/gan_pack_shot/); point it at your own shot's folder. "
+            "Save Image Sequence writes output/gan_pack/style_frames/frame_####.png with the shot's frame numbers. "
+            "frame_consistency uses one colour mapping for the whole batch (less flicker); temporal_blend "
+            "additionally holds static areas.\n" + FILES_NOTE)
+    shot = wf.add("GANPackLoadImageSequence", title="Shot frames", folder=SHOT_FOLDER, pattern=SHOT_PATTERN,
+                  first_frame=1, last_frame=8)
     net = wf.add("GANPackLoadStyleNetwork", network_name="mosaic.pth", adain_partner="auto", vgg_convention="auto")
-    styled = wf.add("GANPackStyleTransfer", style_network=net[0], content=frames[0], method="fast", strength=1.0,
+    styled = wf.add("GANPackStyleTransfer", style_network=net[0], content=shot[0], method="fast", strength=1.0,
                     iterations=300, size=0, preserve_color="none", frame_consistency=True, temporal_blend=0.0,
                     seed=0, precision="auto")
-    wf.add("SaveImage", images=styled[0], filename_prefix="gan_pack/style_frames")
+    wf.add("GANPackSaveImageSequence", images=styled[0], frame_numbers=shot[1], folder="gan_pack/style_frames",
+           pattern=SHOT_PATTERN)
     return wf
 
 

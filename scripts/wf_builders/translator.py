@@ -24,14 +24,14 @@ def pix2pix_image(info) -> Workflow:
 
 def cyclegan_frames(info) -> Workflow:
     wf = Workflow(info)
-    wf.note("CycleGAN on a batch of frames (three example frames batched with core Batch Images nodes). The bundled "
+    wf.note("CycleGAN on a batch of frames (three example frames joined by Batch Images (GAN)). The bundled "
             "example generator turns day scenes into night (see its model card in models/bundled/cyclegan/).\n"
             "Your own models: put latest_net_G_A.pth and latest_net_G_B.pth (or official ones like horse2zebra.pth, "
             "style_monet.pth) in ComfyUI/models/cyclegan; direction BtoA on a G_A file loads the G_B beside it. "
             "InstanceNorm statistics are whole-frame even when tiled, so tiles share one colour balance.")
     frames = [wf.add("LoadImage", title=f"Frame {i}", image=name) for i, name in enumerate(DAY_FRAMES)]
-    batch = wf.add("ImageBatch", image1=frames[0][0], image2=frames[1][0])
-    batch = wf.add("ImageBatch", image1=batch[0], image2=frames[2][0])
+    batch = wf.add("GANPackBatchImages", title="Frames", image1=frames[0][0], image2=frames[1][0],
+                   image3=frames[2][0], sizes="must match")
     model = wf.add("GANPackLoadTranslator", model_name=CYCLEGAN_MODEL, direction="auto")
     out = wf.add("GANPackTranslate", translator=model[0], image=batch[0], batch_size=2)
     wf.add("SaveImage", images=out[0], filename_prefix="gan_pack/cyclegan")

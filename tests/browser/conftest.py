@@ -15,8 +15,43 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 
 
+FRONTENDS = ["bundled", "newest"]
+
+
+@pytest.fixture(scope="session", params=FRONTENDS)
+def ui_server(request, tmp_path_factory, models_root):
+    """The server the browser talks to: the integration server with the frontend ComfyUI 0.3.75 pins
+    (``bundled``), or a second one serving the newest frontend on the registry (``newest``, unpacked by
+    ``scripts/dev.py`` into a cache outside the checkout and passed with ``--front-end-root``). pytest runs
+    all tests of one frontend before starting the other, so only one extra server runs at a time."""
+    if request.param == "bundled":
+        server = request.getfixturevalue("comfy_server")
+        server.frontend_label = "bundled"
+        yield server
+        return
+    import os
+
+    from scripts.comfy_client import ComfyServer
+
+    static = Path(os.environ.get("GAN_PACK_NEWEST_FRONTEND", ""))
+    if not (static / "index.html").is_file():
+        pytest.skip("the newest frontend is not unpacked (scripts/dev.py test fetches it; or set "
+                    "GAN_PACK_NEWEST_FRONTEND to a comfyui_frontend_package/static folder)")
+    comfy = request.getfixturevalue("comfy_server")
+    workdir = tmp_path_factory.mktemp("comfy-newest-frontend")
+    server = ComfyServer(comfy.comfy_dir, workdir=workdir, extra_model_paths=comfy.extra_model_paths,
+                         extra_args=["--front-end-root", str(static)])
+    server.frontend_label = "newest"
+    server.start()
+    yield server
+    (ARTIFACTS.parent / "comfyui-newest-frontend.log").parent.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS.parent / "comfyui-newest-frontend.log").write_text(server.log_text())
+    server.stop()
+
+
 @pytest.fixture(scope="session")
-def browser(comfy_server):
+def browser(ui_server):
+    comfy_server = ui_server
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip("Debian chromium + chromium-driver are not installed (scripts/dev.py test installs them)")
     from selenium import webdriver
@@ -45,7 +80,9 @@ def browser(comfy_server):
             time.sleep(0.5)
         else:
             pytest.fail("the ComfyUI frontend did not come up in Chromium within 120 s")
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.artifacts = ARTIFACTS / comfy_server.frontend_label
+        driver.artifacts.mkdir(parents=True, exist_ok=True)
+        driver.frontend_version = driver.execute_script("return window.__COMFYUI_FRONTEND_VERSION__ || '?'")
         yield driver
     finally:
         driver.quit()

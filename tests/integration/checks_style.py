@@ -120,20 +120,15 @@ def _check_diffusion(server, prompt, files, images):
 
 # ------------------------------------------------------------------------------------------ frames -> fast
 def _eval_frames(prompt: Dict, ref) -> torch.Tensor:
-    """Evaluate the LoadImage / ImageCrop / ImageBatch chain feeding ``ref`` like ComfyUI's core nodes do."""
+    """The frames Load Image Sequence feeds to ``ref`` (read here with the engine's own reader)."""
+    from models.sequence import load_image_sequence
+
     node = prompt[ref[0]]
-    t, i = node["class_type"], node["inputs"]
-    if t == "LoadImage":
-        return load_png(INPUTS / i["image"])
-    if t == "ImageCrop":
-        img = _eval_frames(prompt, i["image"])
-        x, y = min(i["x"], img.shape[2] - 1), min(i["y"], img.shape[1] - 1)
-        return img[:, y:y + i["height"], x:x + i["width"]]
-    if t == "ImageBatch":
-        a, b = _eval_frames(prompt, i["image1"]), _eval_frames(prompt, i["image2"])
-        assert a.shape[1:] == b.shape[1:], "the frames workflow crops equal sizes"
-        return torch.cat([a, b])
-    raise AssertionError(f"unexpected node {t} in the frame chain")
+    assert node["class_type"] == "GANPackLoadImageSequence", node["class_type"]
+    i = node["inputs"]
+    frames, _ = load_image_sequence(INPUTS / i["folder"], i["pattern"], first=i["first_frame"],
+                                    last=i["last_frame"], step=i["step"])
+    return frames
 
 
 def _prepare_frames(server, prompt):
@@ -145,12 +140,13 @@ def _check_frames(server, prompt, files, images):
 
     node = node_of(prompt, STYLE_NODE)
     frames = _eval_frames(prompt, node["inputs"]["content"])
-    assert frames.shape[0] == 4 and len(images) == 4
+    assert frames.shape[0] == 8 and len(images) == 8
+    assert [f.name for f in files] == [f"frame_{n:04d}.png" for n in range(1, 9)]
     net = load_style_network(models_root_of(server) / "style_transfer" / node_of(prompt, LOADER_NODE)["inputs"]["network_name"])
     assert net.kind == "fast_style"
     expected = style_transfer(frames, method="fast", network=net, **style_args(node))
     assert_matches_engine(images, expected, frames, "style_transfer_frames")
-    # the pan moves the picture: the stylised frames differ from each other
+    # the shot moves: the stylised frames differ from each other
     assert np.abs(images[0].astype(np.int16) - images[3].astype(np.int16)).mean() > 2
 
 

@@ -75,3 +75,25 @@ def test_image_grid_layout():
     assert grid[0, 0, 0, 0] == 0.0 and grid[0, 0, 3, 0] == pytest.approx(0.1) and grid[0, 0, 6, 0] == pytest.approx(0.2)
     assert grid[0, 2, 0, 0] == pytest.approx(0.3) and grid[0, 2, 3, 0] == pytest.approx(0.4)
     assert grid[0, 3, 8, 2] == 1.0  # empty cell
+
+
+def test_batch_images_order_channels_and_sizes():
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 8, 12, 3), torch.rand(1, 8, 12, 4)
+    out = gi.batch_images([a, None, b])
+    assert out.shape == (3, 8, 12, 4)
+    assert torch.equal(out[:2, ..., :3], a) and torch.equal(out[:2, ..., 3], torch.ones(2, 8, 12))
+    assert torch.equal(out[2], b[0])
+    gray = gi.batch_images([a[:1], torch.full((1, 8, 12, 1), 0.25)])
+    assert torch.equal(gray[1], torch.full((8, 12, 3), 0.25))
+    # another size: scaled to cover (aspect kept) and centre-cropped. A 16 x 32 picture of vertical stripes
+    # (constant per column) covers 8 x 12 at half size (8 x 16), from which columns 2..13 are kept.
+    stripes = torch.arange(32.0).repeat(16, 1)[None, ..., None].expand(1, 16, 32, 3) / 32
+    fitted = gi.batch_images([a[:1], stripes])[1]
+    half = torch.nn.functional.interpolate(stripes.permute(0, 3, 1, 2), size=(8, 16), mode="bilinear",
+                                           antialias=True, align_corners=False).permute(0, 2, 3, 1)[0]
+    assert torch.allclose(fitted, half[:, 2:14]), (fitted[0, :, 0], half[0, :, 0])
+    with pytest.raises(ValueError, match="image 2 is 32x16 but image 1 is 12x8"):
+        gi.batch_images([a, stripes], resize="error")
+    with pytest.raises(ValueError, match="no images"):
+        gi.batch_images([None])
