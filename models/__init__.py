@@ -32,6 +32,8 @@ _API = {
     "ResnetGenerator": ".translator",
     "UnetGenerator": ".translator",
     "install_spandrel": ".translator.spandrel_arch",
+    "plan_translation": ".translator",
+    "TranslationPlan": ".translator",
     # StyleGAN2-ADA / StyleGAN3
     "StyleGAN": ".stylegan",
     "load_stylegan": ".stylegan",

@@ -25,7 +25,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .layers import FrameContext, _needs_frame_stats
+from .layers import FrameContext, _needs_frame_stats, channel_sums
 
 _PADS = (nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ZeroPad2d)
 _CONVS = (nn.Conv2d,)
@@ -143,11 +143,10 @@ class FlatBlockRunner:
                 t = conv(t)
             t = t[:, :, r0 - lo:r1 - lo].float()
             if stat_layer is not None:
-                d = t.double()
-                acc[0] = acc[0] + d.sum(dim=(2, 3))
-                acc[1] = acc[1] + d.square().sum(dim=(2, 3))
-                acc[2] += d.shape[-2] * d.shape[-1]
-                del d
+                s, sq = channel_sums(t)
+                acc[0] = acc[0] + s
+                acc[1] = acc[1] + sq
+                acc[2] += t.shape[-2] * t.shape[-1]
             (src if in_place else out)[:, :, r0:r1] = t.to(src.device)
             del t
             self.tick()
@@ -181,6 +180,8 @@ class FlatBlockRunner:
                     raise RuntimeError("flat residual block: a normalisation before the first convolution")
                 n, _, h, w = x.shape
                 y = torch.empty((n, conv.out_channels, h, w), dtype=torch.float32, device=x.device)
+                if self.use_cl:   # the layout the convolutions compute in: strips are plain copies
+                    y = y.contiguous(memory_format=torch.channels_last)
                 self._conv(x, pre, pad, conv, radius, out=y, stat_layer=stat)
             else:
                 self._conv(y, pre, pad, conv, radius, out=None, stat_layer=stat)

@@ -90,7 +90,10 @@ def _tile_pass(stages, src: torch.Tensor, ph: int, pw: int, ay: _Axis, ax: _Axis
             fh, fw = h.shape[-2:]
             oh, ow = int(round(ph * fh / th)), int(round(pw * fw / tw))
             if out is None:
+                # the layout the network computes in, so storing and re-reading tiles are plain copies
                 out = torch.zeros((h.shape[0], h.shape[1], oh, ow), dtype=torch.float32, device=src.device)
+                if use_cl:
+                    out = out.contiguous(memory_format=torch.channels_last)
             wy = ay.weights(iy, fh).to(h.device)
             wx = ax.weights(ix, fw).to(h.device)
             fy0, fx0 = int(round(sy * fh / th)), int(round(sx * fw / tw))

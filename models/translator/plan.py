@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -49,9 +50,14 @@ class _Axis:
             self.bounds = [0, length]
             self.ramps = [0.0, 0.0]
             return
-        self.size = tile
         step = max(multiple, tile - overlap)
         n = math.ceil((length - tile) / step) + 1
+        # the n tiles shrink to what covers the axis with the requested overlap: a 1080-row frame in 512-row
+        # tiles is 3 tiles of 376 rows, not 3 of 512 overlapping by 200 (42 % more work than the frame)
+        tile = min(tile, max(2 * multiple, -(-(-(-(length + (n - 1) * overlap) // n)) // multiple) * multiple))
+        if tile >= length:   # pragma: no cover - n >= 2 tiles of at most the length each
+            tile = length
+        self.size = tile
         starts = sorted({int(round((length - tile) * i / (n - 1) / multiple)) * multiple for i in range(n)})
         self.starts = starts
         bounds, ramps = [0], [0.0]
@@ -104,7 +110,7 @@ def _stages(translator: Translator) -> List[torch.nn.Module]:
     return list(fn()) if callable(fn) else [translator]
 
 
-def _probe(translator: Translator, stages: Sequence[torch.nn.Module], size: int, device
+def _probe_run(translator: Translator, stages: Sequence[torch.nn.Module], size: int, device
            ) -> List[Tuple[int, float, bool]]:
     """(channels, scale, proportional) of every stage's output, from tiny plain forwards at two sizes: scale =
     input side / feature side; proportional = the output so far is a pure rescaling of the input (False after
@@ -121,6 +127,20 @@ def _probe(translator: Translator, stages: Sequence[torch.nn.Module], size: int,
                 out.append((int(h.shape[1]), int(h.shape[-2])))
             sides.append(out)
     return [(c, size / float(a), b == 2 * a) for (c, a), (_, b) in zip(*sides)]
+
+
+_PROBES: "weakref.WeakKeyDictionary[torch.nn.Module, Dict[int, list]]" = weakref.WeakKeyDictionary()
+
+
+def _probe(translator: Translator, stages: Sequence[torch.nn.Module], size: int, device
+           ) -> List[Tuple[int, float, bool]]:
+    """:func:`_probe_run` once per network and size (a render plans every frame; the two tiny forwards cost
+    a kernel set-up per shape on some backends)."""
+    per = _PROBES.setdefault(translator, {})
+    key = (int(size), len(stages))
+    if key not in per:
+        per[key] = _probe_run(translator, stages, size, device)
+    return per[key]
 
 
 def _plan(stat_counts: Sequence[int], shapes: Sequence[Tuple[int, float, bool]],
@@ -343,8 +363,8 @@ class TranslationPlan:
             return f"exact U-Net row strips of ~{self.tile}x{self.tile} px"
         kinds = [p.kind for p in self.passes]
         n_tiles = self.tiles[0] * self.tiles[1]
-        text = (f"{n_tiles} tiles of {self.tile} px ({self.tiles[0]}x{self.tiles[1]}, overlap up to "
-                f"{self.overlap} px)")
+        text = (f"{n_tiles} tiles ({self.tiles[0]}x{self.tiles[1]}) of at most {self.tile} px, overlap up to "
+                f"{self.overlap} px")
         extra = []
         if kinds.count("collect"):
             extra.append(f"{kinds.count('collect')} statistics passes")
@@ -495,6 +515,9 @@ def plan_translation(translator: Translator, shape: Sequence[int], *, tile_size:
                 c, scale, _ = shapes[last - 1]
                 kept = max(kept, c / (scale * scale))
         overlap = max([p.overlap for p in passes if p.kind != "block"] or [overlap])
+        tiled_passes = [p for p in passes if p.axes is not None]
+        if tiled_passes:
+            ay, ax = max((p.axes for p in tiled_passes), key=lambda a: len(a[0]) * len(a[1]))
         peak = int(tile * tile * per_px * bs)
         # kept activations, the padded input frame and the blended output, float32
         host = int(ph * pw * bs * 4 * (kept + translator.input_nc + int(getattr(translator, "output_nc", 3) or 3)))
