@@ -189,8 +189,3 @@ class FlatBlockRunner:
         del y
         return x
 
-
-def strips_per_block(block: nn.Module, height: int, rows: int) -> int:
-    """Progress steps of :meth:`FlatBlockRunner.run` for one block (one per convolution strip)."""
-    segs = block_segments(block)
-    return (len(segs[0]) if segs else 0) * len(flat_strips(height, rows))
