@@ -259,7 +259,9 @@ def test_nodes_report_what_ran_and_name_ignored_settings(comfy_server):
                                           ("cyclegan/" + CYCLEGAN_BUNDLED.name, "auto", "report_tiled")])
     prompt["11"]["inputs"]["precision"] = "bfloat16"
     prompt["21"]["inputs"].update(tile_size=48)
-    entry = comfy_server.run(prompt, timeout=300)
+    entry, progress = comfy_server.run_with_progress(prompt, "11")
+    # a whole frame moves the bar inside the frame: once per convolution of the 6-block ResNet (1 + 2 + 12 + 2 + 1)
+    assert [v for v, _ in progress][-18:] == list(range(1, 19)) and progress[-1] == (18, 18), progress
     outputs = entry["outputs"]
     whole = "\n".join(outputs["11"]["text"])
     assert "Translate Image: 80x64: whole frame; float32 (bfloat16 requested) on cpu" in whole, whole
