@@ -26,8 +26,9 @@ Contract (NHWC float in [0, 1] in and out):
   statistics of each image, dropout active with a mask drawn from ``seed`` -- reproducible, independent of
   tiling and batch chunking, and the model's stored running statistics are never touched.
 * **Exactness of tiling.** With an overlap that covers the receptive field, tiled output equals untiled
-  output up to float round-off (ResNets: the automatic overlap is twice the receptive radius, capped at
-  half the tile). A U-Net's innermost layers see its whole ``2**depth`` window, so no tile overlap could
+  output up to float round-off (ResNets, automatic overlap: each pass's tiles overlap by twice the radius
+  of the layers it runs plus two output pixels and are cut mid-overlap without a blending ramp, so both
+  sides of every cut are exact; residual blocks run flat in row strips with a halo). A U-Net's innermost layers see its whole ``2**depth`` window, so no tile overlap could
   make it exact: tiled U-Nets are instead run level by level in row strips of about ``tile_size**2``
   pixels (``stream.py``) -- exact in every mode, skip connections kept in host memory. Other
   architectures (e.g. written with torch's own layers) use the overlapping tiles.
