@@ -126,15 +126,23 @@ def channel_sums(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     contiguous view of channels_last tensors (8x faster than converting the region to float64 first)."""
     xf = x.float()
     n, c = xf.shape[:2]
-    if xf.is_contiguous(memory_format=torch.channels_last) and not xf.is_contiguous():
-        flat = xf.permute(0, 2, 3, 1).reshape(n, -1, c)                       # [N, HW, C]
-        s = torch.bmm(flat.new_ones((n, 1, flat.shape[1])), flat)[:, 0]      # a GEMV: ~8x a plain sum
-        sq = torch.linalg.vector_norm(flat, dim=1)
-    else:
-        flat = xf.reshape(n, c, -1)                                           # [N, C, HW]
-        s = torch.bmm(flat, flat.new_ones((n, flat.shape[2], 1)))[:, :, 0]
-        sq = torch.linalg.vector_norm(flat, dim=2)
-    return s.double(), sq.double().square()
+    cl = xf.is_contiguous(memory_format=torch.channels_last) and not xf.is_contiguous()
+    flat = xf.permute(0, 2, 3, 1).reshape(n, -1, c) if cl else xf.reshape(n, c, -1)   # [N, HW, C] / [N, C, HW]
+    dim = 1 if cl else 2
+    s = torch.zeros((n, c), dtype=torch.float64, device=x.device)
+    sq = torch.zeros((n, c), dtype=torch.float64, device=x.device)
+    # GEMVs against a ones vector (~8x a plain sum over a strided dimension), in chunks of pixels so the
+    # squares stay small and each float32 partial sum short
+    for part in flat.split(16384, dim=dim):
+        ones = part.new_ones((n, 1, part.shape[1]) if cl else (n, part.shape[2], 1))
+        sq_part = part * part
+        if cl:
+            s += torch.bmm(ones, part)[:, 0].double()
+            sq += torch.bmm(ones, sq_part)[:, 0].double()
+        else:
+            s += torch.bmm(part, ones)[:, :, 0].double()
+            sq += torch.bmm(sq_part, ones)[:, :, 0].double()
+    return s, sq
 
 
 def _mix32(h: torch.Tensor) -> torch.Tensor:
