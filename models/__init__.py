@@ -38,6 +38,8 @@ _API = {
     "Verdict": ".precision",
     "calibration_frames": ".precision",
     "resolve_precision": ".precision",
+    "plan_translation": ".translator",
+    "TranslationPlan": ".translator",
     # StyleGAN2-ADA / StyleGAN3
     "StyleGAN": ".stylegan",
     "load_stylegan": ".stylegan",

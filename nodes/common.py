@@ -118,6 +118,27 @@ def with_oom_retry(run: Callable[[int], torch.Tensor], tile_size: int, *, smalle
             log.warning("out of memory: retrying with %d px tiles", tile)
 
 
+def report(node: str, unique_id, lines: Sequence[str], ignored: Sequence[str] = ()) -> dict:
+    """What a node actually ran, for its UI and the console: logs one line (a warning per ignored setting),
+    shows the text on the node (ComfyUI's progress text, where the server has it) and returns the ``ui`` dict
+    (``{"text": [...]}``, kept in the prompt's history outputs)."""
+    text = [f"{node}: {line}" if i == 0 else line for i, line in enumerate(lines)]
+    text += [f"ignored: {w}" for w in ignored]
+    log.info("comfyui-gan-pack %s", " | ".join(text))
+    for w in ignored:
+        log.warning("comfyui-gan-pack %s: %s", node, w)
+    if unique_id is not None:
+        try:
+            from server import PromptServer  # ComfyUI's own module
+
+            send = getattr(PromptServer.instance, "send_progress_text", None)
+            if send is not None:
+                send("\n".join(text), str(unique_id))
+        except Exception:  # noqa: BLE001 - the report is informative; never fail the node for it
+            pass
+    return {"text": text}
+
+
 def seed_input(tooltip: str = "Seed for everything random in this node; the same seed gives the same pixels."):
     # No "control after generate" widget: its default, randomize, would change the seed after every Run, so
     # ComfyUI would run the node (and everything after it) again each time. Same seed, same pixels; a user who

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from typing import List, Optional, Sequence
 
 import torch
@@ -17,7 +18,7 @@ import folder_paths
 
 from ..models import style as engine
 from .common import (CPU_MEMORY_BUDGET, PRECISIONS, Progress, autocast_dtype, log, mm, prepare_device, release,
-                     reuse_result_when, seed_input, with_oom_retry)
+                     report, reuse_result_when, seed_input, with_oom_retry)
 
 FOLDER = engine.FOLDER  # "style_transfer"
 NETWORK = "GAN_STYLE_NETWORK"
@@ -313,6 +314,7 @@ class StyleTransfer:
             raise ValueError(f"method '{method}' paints the style of a style image: connect an IMAGE to 'style' "
                              f"(or load a fast_neural_style network such as mosaic.pth, which needs none)")
         h, w = content.shape[1:3]
+        t0 = time.perf_counter()
         work_size = int(size) if size else (min(GATYS_AUTO_SIZE, max(h, w)) if method == "gatys" else 0)
         progress = Progress(content.shape[0] * (int(iterations) if method == "gatys" else 1))
         tile = _choose_tile(method, content, work_size, int(tile_size or 0), precision)
@@ -357,7 +359,22 @@ class StyleTransfer:
                               None)
         finally:
             release(module)
-        return (out.float().cpu(),)
+        # what ran, and the settings that had no effect
+        ignored = []
+        if method != "gatys" and int(iterations) != 300:
+            ignored.append(f"iterations {iterations}: only gatys optimises")
+        if method == "fast" and style is not None:
+            ignored.append("style image: a fast network paints the one style it was trained on")
+        if method == "gatys" and int(tile_size or 0) > 0:
+            ignored.append(f"tile_size {tile_size}: gatys runs whole images")
+        if method == "gatys" and precision not in ("auto", "float32"):
+            ignored.append(f"precision {precision}: gatys optimises in float32")
+        ran = ("whole images" if method == "gatys" or not tile or tile >= max(h, w)
+               else f"tiles of {tile} px")
+        lines = [f"{method}, {content.shape[0]} frame(s) of {w}x{h}, {ran}, "
+                 f"{'float32' if dtype is None else str(dtype).replace('torch.', '')} "
+                 f"({time.perf_counter() - t0:.1f} s)"]
+        return {"ui": report("Style Transfer", None, lines, ignored), "result": (out.float().cpu(),)}
 
 
 def _resolved_method(inputs: dict) -> str:

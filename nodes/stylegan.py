@@ -17,6 +17,7 @@ import collections
 import os
 import re
 import threading
+import time
 from typing import Dict, List, Optional
 
 import torch
@@ -27,7 +28,7 @@ import folder_paths
 from ..models import image as gan_image
 from ..models import stylegan as sg
 from ..models import validate
-from .common import (Progress, list_models, prepare_device, release, resolve_model, reuse_result_when,
+from .common import (Progress, list_models, prepare_device, release, report, resolve_model, reuse_result_when,
                      seed_input)
 from .paths import BUNDLED_DIR
 
@@ -318,13 +319,24 @@ class Synthesize:
         res = int(stylegan.img_resolution)
         validate.check_memory(n * res * res * 3 * 4 + batch_size * 64 * res * res * 4,
                               f"{n} images of {res}x{res}", node="Synthesize")
-        prepare_device(stylegan, working_bytes=batch_size * 64 * stylegan.img_resolution ** 2 * 4)
+        t0 = time.perf_counter()
+        device = prepare_device(stylegan, working_bytes=batch_size * 64 * stylegan.img_resolution ** 2 * 4)
         try:
             images = synthesize_latent(stylegan, latent, noise_mode=noise_mode, seed=seed, batch_size=batch_size,
                                        progress=Progress(n), check_interrupt=Progress.check_interrupt)
         finally:
             release(stylegan)
-        return (images,)
+        # what ran, and the settings that had no effect
+        has_noise = any(name.endswith("noise_const") for name, _ in stylegan.named_buffers())
+        ignored = []
+        if not has_noise and noise_mode != "const":
+            ignored.append(f"noise_mode {noise_mode}: this generator has no noise inputs (StyleGAN3)")
+        if seed not in (0, None) and not (has_noise and noise_mode == "random"):
+            ignored.append(f"seed {seed}: used only by noise_mode random")
+        res = stylegan.img_resolution
+        lines = [f"{n} image(s) at {res}x{res}, noise {noise_mode if has_noise else 'none (StyleGAN3)'}, "
+                 f"batch {batch_size}, float32 on {device} ({time.perf_counter() - t0:.1f} s)"]
+        return {"ui": report("StyleGAN Synthesize", None, lines, ignored), "result": (images,)}
 
 
 class ImageGrid:

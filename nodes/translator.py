@@ -9,14 +9,15 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 
 import comfy.model_management as mm
 
 from .. import models as engine
 from ..models.translator import activation_bytes_per_pixel, auto_tile_size as engine_auto_tile_size
-from .common import CPU_MEMORY_BUDGET, Progress, autocast_dtype, list_models, precision_input, prepare_device, \
-    release, resolve_model, reuse_result_when, seed_input, torch_device, with_oom_retry
+from .common import Progress, autocast_dtype, list_models, precision_input, prepare_device, release, report, \
+    resolve_model, reuse_result_when, seed_input, torch_device, with_oom_retry
 
 log = logging.getLogger("comfyui-gan-pack")
 
@@ -112,6 +113,23 @@ def load_translator_file(path: str, direction: str = "auto"):
     translator.eval()
     for p in translator.parameters():
         p.requires_grad_(False)
+    # what the chosen direction really did, for the nodes' reports
+    held = list(getattr(translator, "directions_in_file", []) or [])
+    base = os.path.basename(path)
+    notes = []
+    if by_name:
+        used = f"{direction} ({base})"
+    elif direction in held:
+        used = f"{direction} (generator {'G_A' if direction == 'AtoB' else 'G_B'} in {base})"
+    elif held:
+        used = f"AtoB (G_A in {base})"
+    else:
+        used = f"the only generator in {base}"
+        if direction == "BtoA":
+            notes.append(f"direction BtoA: {base} holds a single generator, which translates one way only; it "
+                         f"was used as it is (for B->A choose a file trained that way, e.g. latest_net_G_B.pth)")
+    translator.gan_pack_direction = used
+    translator.gan_pack_notes = notes
     CACHE.put(key, translator)
     return translator
 
@@ -143,8 +161,8 @@ class LoadTranslator:
                            "G_B gives G_A). AtoB / BtoA: for latest_net_G_A.pth / latest_net_G_B.pth the file of "
                            "that direction beside the chosen one (G_A: A->B, G_B: B->A); for one file holding "
                            "both generators, the one inside it. A file with a single generator (e.g. "
-                           "horse2zebra.pth) only goes one way and is used as it is."}),
-        }}
+                           "horse2zebra.pth) only goes one way and is used as it is (the node says so)."}),
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, model_name, direction):
@@ -160,7 +178,7 @@ class LoadTranslator:
         return True
 
     @classmethod
-    def IS_CHANGED(cls, model_name, direction):
+    def IS_CHANGED(cls, model_name, direction, **_hidden):
         try:
             path, _ = sibling_for_direction(resolve_model(model_name, FOLDERS), direction)
             st = os.stat(path)
@@ -168,8 +186,12 @@ class LoadTranslator:
         except OSError:
             return ""
 
-    def load(self, model_name, direction):
-        return (load_translator_file(resolve_model(model_name, FOLDERS), direction),)
+    def load(self, model_name, direction, unique_id=None):
+        translator = load_translator_file(resolve_model(model_name, FOLDERS), direction)
+        t = translator
+        lines = [f"{getattr(t, 'arch', '?')} generator, direction: {getattr(t, 'gan_pack_direction', direction)}"]
+        ui = report("Load Translator", unique_id, lines, getattr(t, "gan_pack_notes", []))
+        return {"ui": ui, "result": (translator,)}
 
 
 class TranslateImage:
@@ -189,9 +211,11 @@ class TranslateImage:
             "translator": (TRANSLATOR, {"tooltip": "A generator from Load Translator (Pix2Pix/CycleGAN)."}),
             "image": ("IMAGE", {"tooltip": "Image batch (frames) to translate: any size, 1, 3 or 4 channels."}),
             "tile_size": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 8, "tooltip":
-                          "Tile edge in pixels. 0 = automatic: whole frames when they fit in the free device memory "
-                          "(on the CPU within ~4 GiB), else the largest tile that fits. After an out-of-memory "
-                          "error the node retries with half the tile size."}),
+                          "Tile edge in pixels. 0 = automatic (recommended): whole frames when they fit in the "
+                          "memory available now (GPU memory, or the computer's free RAM on the CPU), else the "
+                          "largest tiles that fit; the node's text says which ran. Tiles give the same pixels as "
+                          "the whole frame and cost about 1.1-1.4x its time. After an out-of-memory error the node "
+                          "retries with half the tile size."}),
             "tile_overlap": ("INT", {"default": 0, "min": 0, "max": 2048, "step": 8, "tooltip":
                              "Overlap between neighbouring tiles, blended with a feathered ramp so no seam shows. "
                              "0 = automatic (from the network's receptive field). Must be smaller than the tile; "
@@ -211,34 +235,57 @@ class TranslateImage:
             "batch_size": ("INT", {"default": 4, "min": 1, "max": 256, "tooltip":
                            "Frames sent through the network at once. Larger is faster on a GPU, smaller needs "
                            "less memory; the output does not depend on it in eval mode."}),
-        }}
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     @reuse_result_when(lambda inputs: ("seed",) if inputs["mode"] == "eval" else ())
     def translate(self, translator, image, tile_size, tile_overlap, mode, seed, resize_to_train_size, precision,
-                  batch_size):
+                  batch_size, unique_id=None):
         if tile_size > 0 and tile_overlap >= tile_size:
             raise ValueError(f"Translate Image: tile_overlap {tile_overlap} must be smaller than tile_size "
                              f"{tile_size} (at most three quarters of the tile is used; 0 = automatic)")
         if image.ndim != 4:
             raise ValueError(f"Translate Image expects an IMAGE batch [frames, height, width, channels], got "
                              f"shape {tuple(image.shape)}")
+        t0 = time.perf_counter()
         progress = Progress(image.shape[0])
         device = torch_device()
         dtype = autocast_dtype(precision, device)
-        tile = choose_tile_size(translator, image, tile_size, batch_size, device, dtype)
+        free = int(mm.get_free_memory(device))
+        tile = choose_tile_size(translator, image, tile_size, batch_size, device, dtype, free=free)
         device = prepare_device(translator, working_bytes=working_bytes(translator, image, tile, batch_size, dtype))
+        plans = []
         try:
             def run(tile):
-                return engine.translate(
-                    translator, image, tile_size=tile, tile_overlap=tile_overlap, mode=mode, seed=seed,
+                plan = engine.plan_translation(
+                    translator, tuple(image.shape), tile_size=tile, tile_overlap=tile_overlap, mode=mode,
                     resize_to_train_size=bool(resize_to_train_size), batch_size=batch_size, device=device,
-                    dtype=dtype, progress=progress, check_interrupt=Progress.check_interrupt)
+                    dtype=dtype)
+                plans.append(plan)
+                return engine.translate(translator, image, seed=seed, progress=progress,
+                                        check_interrupt=Progress.check_interrupt, plan=plan)
 
             out = with_oom_retry(run, tile)
             log_precision(translator, device, dtype, mode)
         finally:
             release(translator)
-        return (out.cpu().float(),)
+        plan = plans[-1]
+        seconds = time.perf_counter() - t0
+        lines = [f"{plan} ({seconds:.1f} s)",
+                 f"direction: {getattr(translator, 'gan_pack_direction', 'as loaded')}; precision {precision} -> "
+                 f"{plan.precision}"]
+        if tile_size == 0:
+            need = engine.plan_translation(translator, tuple(image.shape), tile_size=0, mode=mode,
+                                           resize_to_train_size=bool(resize_to_train_size), batch_size=batch_size,
+                                           dtype=dtype).peak_bytes if plan.tiled else plan.peak_bytes
+            lines.append(f"tile_size auto: {'tiles' if plan.tiled else 'whole frame'} (whole frame needs about "
+                         f"{need / 2 ** 30:.1f} GB, {free / 2 ** 30:.1f} GB available on {device})")
+        if len(plans) > 1:
+            lines.append(f"out of memory with larger tiles: retried with {plan.tile} px tiles")
+        ignored = list(getattr(translator, "gan_pack_notes", [])) + list(plan.notes)
+        if mode == "eval" and seed not in (0, None):
+            ignored.append(f"seed {seed}: eval mode draws nothing at random (the seed drives reference-mode dropout)")
+        ui = report("Translate Image", unique_id, lines, ignored)
+        return {"ui": ui, "result": (out.cpu().float(),)}
 
 
 
@@ -253,15 +300,15 @@ def log_precision(translator, device, dtype, mode) -> None:
     log.info("Translate Image: %s ran (%s requested; %s)", info["precision"], info["requested"], info["reason"])
 
 
-def choose_tile_size(translator, image, tile_size: int, batch_size: int, device, dtype) -> int:
-    """tile_size 0: whole frames when a batch of them fits in half the free device memory (ComfyUI's
-    estimate; on the CPU at most 4 GiB so 4K+ frames do not take all RAM), else the largest tile that fits."""
+def choose_tile_size(translator, image, tile_size: int, batch_size: int, device, dtype, free=None) -> int:
+    """tile_size 0: the fastest plan that fits -- whole frames when a batch of them fits in half the memory
+    available now (ComfyUI's estimate: free device memory on a GPU, the system's available memory on the CPU),
+    else the largest tile that fits (tiles cost ~1.1-1.4x the whole frame, see the README)."""
     if tile_size > 0:
         return tile_size
-    free = mm.get_free_memory(device)
-    if device.type == "cpu":
-        free = min(free, CPU_MEMORY_BUDGET)
-    return engine_auto_tile_size(translator, int(image.shape[1]), int(image.shape[2]), free_bytes=free,
+    if free is None:
+        free = mm.get_free_memory(device)
+    return engine_auto_tile_size(translator, int(image.shape[1]), int(image.shape[2]), free_bytes=int(free),
                                  batch_size=min(batch_size, int(image.shape[0])), dtype=dtype)
 
 

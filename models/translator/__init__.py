@@ -7,6 +7,8 @@ Public API::
     translate(translator, images, *, tile_size=0, tile_overlap=0, mode="eval", seed=0,
               resize_to_train_size=False, batch_size=4, device=None, dtype=None,
               progress=None, check_interrupt=None) -> images
+    plan_translation(translator, shape, *, tile_size=0, ...) -> TranslationPlan  (what translate will do:
+        whole frame or tiles, passes, precision that runs, progress steps, estimated peak memory; str() = report)
     TranslatorLoadError(ValueError)
     auto_tile_size(translator, height, width, *, free_bytes, batch_size=1, dtype=None) -> int (0 = untiled)
     ResnetGenerator(...), UnetGenerator(...)   (architectures "resnet" and "unet")
@@ -25,11 +27,12 @@ from .arch_resnet import ResnetGenerator
 from .arch_unet import UnetGenerator
 from .base import Translator, architecture_builder, register_architecture
 from .infer import activation_bytes_per_pixel, auto_tile_overlap, auto_tile_size, translate
+from .plan import TranslationPlan, available_memory, plan_translation
 from .loader import TranslatorLoadError, load_translator, save_translator, translator_from_state_dict
 
 __all__ = [
     "Translator", "ResnetGenerator", "UnetGenerator", "TranslatorLoadError", "load_translator",
     "save_translator", "translate", "translator_from_state_dict", "auto_tile_overlap", "auto_tile_size",
     "activation_bytes_per_pixel", "register_architecture",
-    "architecture_builder",
+    "architecture_builder", "plan_translation", "TranslationPlan", "available_memory",
 ]

@@ -76,10 +76,11 @@ class FrameContext:
         if self.collecting != layer_id:  # pragma: no cover - guarded by StopForward ordering
             raise RuntimeError("frame statistics collected out of order")
         y0, y1, x0, x1 = self._feature_box(x)
-        region = x[:, :, y0:y1, x0:x1].double()
+        region = x[:, :, y0:y1, x0:x1]
         acc = self.accum.setdefault(layer_id, [0.0, 0.0, 0])
-        acc[0] = acc[0] + region.sum(dim=(2, 3))
-        acc[1] = acc[1] + region.square().sum(dim=(2, 3))
+        s, sq = channel_sums(region)
+        acc[0] = acc[0] + s
+        acc[1] = acc[1] + sq
         acc[2] += region.shape[-1] * region.shape[-2]
         raise StopForward
 
@@ -117,6 +118,31 @@ class FrameContext:
         u = hsh.double() / 4294967296.0
         keep = (u >= p).to(x.dtype)
         return x * keep * (1.0 / (1.0 - p))
+
+
+def channel_sums(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per image and channel sum and sum of squares of ``x`` [N, C, H, W] as float64 [N, C]: float32
+    (cascade) sums over this region, accumulated in float64 across tiles/strips by the caller. Reduces over a
+    contiguous view of channels_last tensors (8x faster than converting the region to float64 first)."""
+    xf = x.float()
+    n, c = xf.shape[:2]
+    cl = xf.is_contiguous(memory_format=torch.channels_last) and not xf.is_contiguous()
+    flat = xf.permute(0, 2, 3, 1).reshape(n, -1, c) if cl else xf.reshape(n, c, -1)   # [N, HW, C] / [N, C, HW]
+    dim = 1 if cl else 2
+    s = torch.zeros((n, c), dtype=torch.float64, device=x.device)
+    sq = torch.zeros((n, c), dtype=torch.float64, device=x.device)
+    # GEMVs against a ones vector (~8x a plain sum over a strided dimension), in chunks of pixels so the
+    # squares stay small and each float32 partial sum short
+    for part in flat.split(16384, dim=dim):
+        ones = part.new_ones((n, 1, part.shape[1]) if cl else (n, part.shape[2], 1))
+        sq_part = part * part
+        if cl:
+            s += torch.bmm(ones, part)[:, 0].double()
+            sq += torch.bmm(ones, sq_part)[:, 0].double()
+        else:
+            s += torch.bmm(part, ones)[:, :, 0].double()
+            sq += torch.bmm(sq_part, ones)[:, :, 0].double()
+    return s, sq
 
 
 def _mix32(h: torch.Tensor) -> torch.Tensor:

@@ -169,6 +169,24 @@ def _unwrap(obj: Any, direction: Optional[str], depth: int = 0) -> Dict[str, tor
     raise TranslatorLoadError(f"no generator state dict found in the checkpoint (top-level keys: {keys})")
 
 
+def generators_in(obj: Any, depth: int = 0) -> set:
+    """Which CycleGAN directions a loaded checkpoint object names: a subset of {"AtoB", "BtoA"} (empty for a
+    file holding one generator, which translates one way only whatever direction is asked for)."""
+    found = set()
+    if not isinstance(obj, Mapping) or depth > 4:
+        return found
+    names = set(str(k) for k in obj)
+    names |= {str(k).split(".", 1)[0] for k in obj if isinstance(k, str) and "." in k}
+    if names & set(_A2B):
+        found.add("AtoB")
+    if names & set(_B2A):
+        found.add("BtoA")
+    for v in obj.values():
+        if isinstance(v, Mapping) and not _is_tensor_dict(v):
+            found |= generators_in(v, depth + 1)
+    return found
+
+
 def _strip_prefixes(sd: Dict[str, torch.Tensor], direction: Optional[str]) -> Dict[str, torch.Tensor]:
     def strip(k: str) -> str:
         while k.startswith("module.") or k.startswith("_orig_mod."):
@@ -507,6 +525,8 @@ def load_translator(path_or_state_dict: Union[str, os.PathLike, Mapping[str, Any
             model = translator_from_state_dict(sd, direction=direction, **overrides)
         except TranslatorLoadError as exc:
             raise TranslatorLoadError(f"{where}: {exc}" if where != "state dict" else str(exc)) from None
+    # the directions the file holds (empty: one generator, used whatever ``direction`` says)
+    model.directions_in_file = sorted(generators_in(obj)) if METADATA_KEY not in metadata else []
     model.name = name or stem or model.arch
     model.eval().requires_grad_(False)
     if device is not None:

@@ -101,6 +101,16 @@ class _FastInstanceNorm2d(InstanceNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ctx = self.__dict__.get("frame_ctx")
+        if ctx is not None and self.layer_id in ctx.stats and x.dtype == torch.float32:
+            # tiles / strips with whole-frame statistics: normalise the fresh convolution output in place
+            mean, var = ctx.stats[self.layer_id]
+            scale = torch.rsqrt(var + self.eps)
+            if self.weight is not None:
+                scale = scale * self.weight.float()[None, :]
+            x.sub_(mean[:, :, None, None]).mul_(scale[:, :, None, None])
+            if self.bias is not None:
+                x.add_(self.bias.float()[None, :, None, None])
+            return x
         if ctx is None or ctx.staged or self.layer_id in ctx.stats:
             return super().forward(x)
         xf = x if x.dtype == torch.float32 else x.float()

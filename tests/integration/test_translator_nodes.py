@@ -249,3 +249,34 @@ def test_cancel_stops_a_long_batch_between_tiles(comfy_server):
     assert "execution_interrupted" in kinds, kinds
     assert not comfy_server.output_files(entry)
     assert comfy_server.alive()
+
+
+def test_nodes_report_what_ran_and_name_ignored_settings(comfy_server):
+    """Translate Image's UI text (kept in the prompt's history) says the plan that ran (whole frame or tiles,
+    precision, time) and names ignored settings: BtoA on a single-generator file, a bfloat16 request that
+    calibration rejected; Load Translator says which generator it used."""
+    src = _input_image(comfy_server, "translator_report.png", 64, 80, seed=9)
+    prompt = _translate_prompt(src.name, [("cyclegan/" + CYCLEGAN_BUNDLED.name, "BtoA", "report_btoa"),
+                                          ("cyclegan/" + CYCLEGAN_BUNDLED.name, "auto", "report_tiled")])
+    prompt["11"]["inputs"]["precision"] = "bfloat16"
+    prompt["21"]["inputs"].update(tile_size=48)
+    entry, progress = comfy_server.run_with_progress(prompt, "11")
+    # a whole frame moves the bar inside the frame: once per convolution of the 6-block ResNet (1 + 2 + 12 + 2 + 1)
+    assert [v for v, _ in progress][-18:] == list(range(1, 19)) and progress[-1] == (18, 18), progress
+    outputs = entry["outputs"]
+    whole = "\n".join(outputs["11"]["text"])
+    assert "Translate Image: 80x64: whole frame; float32 (bfloat16 requested) on cpu" in whole, whole
+    assert "tile_size auto: whole frame" in whole and " s)" in whole, whole
+    assert "ignored: direction BtoA" in whole and "single generator" in whole, whole
+    # why: the calibration's verdict on a CPU with native bfloat16, else that the CPU only emulates it
+    assert "ignored: bfloat16 requested but ran float32: " in whole, whole
+    assert "calibration rejected bfloat16" in whole or "not computed natively" in whole, whole
+    load = "\n".join(outputs["10"]["text"])
+    assert "Load Translator: resnet generator, direction: the only generator in day2night" in load, load
+    assert "ignored: direction BtoA" in load, load
+    tiled = "\n".join(outputs["21"]["text"])
+    assert re.search(r"80x64: \d+ tiles \(\d+x\d+\) of at most 48 px", tiled), tiled
+    assert "residual blocks run flat" in tiled and "ignored" not in tiled, tiled
+    # the report does not change the pixels: BtoA on this file is its one generator
+    assert np.array_equal(_saved(comfy_server, entry, "report_btoa"),
+                          to_png8(engine_translate(CYCLEGAN_BUNDLED, load_image(src)))[0])
