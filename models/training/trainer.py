@@ -33,6 +33,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 import torch.nn.functional as F
 
+from .. import validate
 from . import options as _options
 from .networks import define_D, define_G, init_weights, set_requires_grad
 from .objectives import GANLoss, gradient_penalty
@@ -50,15 +51,6 @@ VISUAL_NAMES = {"pix2pix": ("real_A", "fake_B", "real_B"),
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite (diverged training, or a learning rate far too large)."""
-
-
-def check_finite(name: str, t: torch.Tensor) -> None:
-    """Minimal finiteness check of a training input (a shared validation module may replace it)."""
-    if not torch.is_floating_point(t):
-        raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-    if not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).sum())
-        raise ValueError(f"{name} holds {bad} NaN/infinite value(s); training inputs must be finite")
 
 
 class GANTrainer:
@@ -142,9 +134,7 @@ class GANTrainer:
                            + (f"; unexpected {', '.join(extra)}" if extra else ""))
         for name in self.model_names:
             sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in init[name].items()}
-            for k, v in sd.items():
-                if torch.is_floating_point(v):
-                    check_finite(f"init[{name!r}][{k!r}]", v)
+            validate.check_tensors_finite(sd, f"init[{name!r}]", node="GANTrainer")
             try:
                 nets[name].load_state_dict(sd, strict=True)
             except RuntimeError as exc:
@@ -178,7 +168,9 @@ class GANTrainer:
         for name, t in (("A", a), ("B", b)):
             if t.ndim != 4:
                 raise ValueError(f"batch[{name!r}] must be NCHW, got shape {tuple(t.shape)}")
-            check_finite(f"batch[{name!r}]", t)
+            if not torch.is_floating_point(t):
+                raise TypeError(f"batch[{name!r}] must be a floating-point tensor, got {t.dtype}")
+            validate.check_image_finite(t, f"batch[{name!r}]", node="GANTrainer")
         if self.opt["direction"] == "BtoA":
             a, b = b, a
         real_A = a.to(self.device, self.dtype)
