@@ -38,7 +38,6 @@ import contextlib
 import gc
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,6 +49,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from models.precision import cpu_flags, cpu_model  # noqa: E402
+
 if __name__ == "__main__":  # the group modules import ``bench.run``: let them find this very module
     import bench  # noqa: E402
 
@@ -57,21 +58,8 @@ if __name__ == "__main__":  # the group modules import ``bench.run``: let them f
 
 
 # ------------------------------------------------------------------------------------------ machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cpu_features() -> List[str]:
-    try:
-        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
+    flags = cpu_flags()
     return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
 
 

@@ -223,7 +223,8 @@ def cpu_flags() -> frozenset:
     return frozenset()
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (part of the verdict cache key; printed by the benchmark)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -287,7 +288,7 @@ def device_description(device) -> str:
     if device.type == "cpu":
         flags = cpu_flags()
         feats = ",".join(f for f in ("avx512_bf16", "amx_bf16", "amx_fp16") if f in flags)
-        return f"cpu:{_cpu_model()}:{feats}:threads{torch.get_num_threads()}"
+        return f"cpu:{cpu_model()}:{feats}:threads{torch.get_num_threads()}"
     return device.type
 
 

@@ -118,6 +118,20 @@ def with_oom_retry(run: Callable[[int], torch.Tensor], tile_size: int, *, smalle
             log.warning("out of memory: retrying with %d px tiles", tile)
 
 
+def send_text(node_id, text: str) -> None:
+    """Live text on the node (ComfyUI's progress-text channel, where the server has one); never fails a node."""
+    if node_id is None:
+        return
+    try:
+        from server import PromptServer  # ComfyUI's own module
+
+        send = getattr(PromptServer.instance, "send_progress_text", None)
+        if send is not None:
+            send(text, str(node_id))
+    except Exception:  # noqa: BLE001 - the text is informative only
+        pass
+
+
 def report(node: str, unique_id, lines: Sequence[str], ignored: Sequence[str] = ()) -> dict:
     """What a node actually ran, for its UI and the console: logs one line (a warning per ignored setting),
     shows the text on the node (ComfyUI's progress text, where the server has it) and returns the ``ui`` dict
@@ -127,15 +141,7 @@ def report(node: str, unique_id, lines: Sequence[str], ignored: Sequence[str] = 
     log.info("comfyui-gan-pack %s", " | ".join(text))
     for w in ignored:
         log.warning("comfyui-gan-pack %s: %s", node, w)
-    if unique_id is not None:
-        try:
-            from server import PromptServer  # ComfyUI's own module
-
-            send = getattr(PromptServer.instance, "send_progress_text", None)
-            if send is not None:
-                send("\n".join(text), str(unique_id))
-        except Exception:  # noqa: BLE001 - the report is informative; never fail the node for it
-            pass
+    send_text(unique_id, "\n".join(text))
     return {"text": text}
 
 

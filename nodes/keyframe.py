@@ -19,7 +19,7 @@ import folder_paths
 
 from ..models import validate
 from ..models.image import image_to_gan
-from .common import Progress, offload_device, seed_input, torch_device
+from .common import Progress, offload_device, seed_input, send_text, torch_device
 
 log = logging.getLogger("comfyui-gan-pack")
 
@@ -53,18 +53,6 @@ def cache_key(keyframes, painted, mask, steps, seed, device) -> str:
         _hash_tensor(h, t)
     h.update(f"steps={steps};seed={seed};device={device}".encode())
     return h.hexdigest()
-
-
-def _send_text(node_id, text: str) -> None:
-    """Live status text on the node (ComfyUI's progress-text channel, where the server has one)."""
-    if node_id is None:
-        return
-    try:
-        from server import PromptServer
-
-        PromptServer.instance.send_progress_text(text, node_id)
-    except Exception:
-        pass
 
 
 class TrainTranslatorFromKeyframes:
@@ -109,7 +97,7 @@ class TrainTranslatorFromKeyframes:
         key = cache_key(keyframes[..., :3], painted_keyframes[..., :3], mask, steps, seed, device)
         if key in _CACHE:
             _CACHE.move_to_end(key)
-            _send_text(unique_id, "trained translator reused from the cache")
+            send_text(unique_id, "trained translator reused from the cache")
             log.info("keyframe training: reused the cached translator (same keyframes, steps, seed)")
             return (_CACHE[key],)
 
@@ -131,7 +119,7 @@ class TrainTranslatorFromKeyframes:
             now = time.monotonic()
             if now - state["sent"] > 0.5 or step == total:
                 state["sent"] = now
-                _send_text(unique_id, f"step {step}/{total}  loss {loss:.4f}  ({now - t0:.0f} s)")
+                send_text(unique_id, f"step {step}/{total}  loss {loss:.4f}  ({now - t0:.0f} s)")
             tenth = step * 10 // max(1, total)
             if tenth != state["logged"]:
                 state["logged"] = tenth

@@ -20,7 +20,7 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
-from .common import offload_device, seed_input, torch_device
+from .common import offload_device, seed_input, send_text, torch_device
 
 log = logging.getLogger("comfyui-gan-pack")
 
@@ -28,17 +28,6 @@ CATEGORY = "GAN/Train"
 TRANSLATOR = "GAN_TRANSLATOR"
 NET_G = ["default", "resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "unet_64"]
 RUNS_FOLDER = "gan_training"
-
-
-def _send_text(node_id, text: str) -> None:
-    if node_id is None:
-        return
-    try:
-        from server import PromptServer
-
-        PromptServer.instance.send_progress_text(text, node_id)
-    except Exception:
-        pass
 
 
 def _run_name(name: str) -> str:
@@ -197,7 +186,7 @@ class TrainGANFromFolders:
                 state["sent"] = now
                 losses = "  ".join(f"{k} {v:.3f}" for k, v in info["losses"].items())
                 saved = f"  (saved at iteration {state['saved']})" if state["saved"] is not None else ""
-                _send_text(unique_id, f"iteration {done}/{iterations} (total {info['total_iters']}, epoch "
+                send_text(unique_id, f"iteration {done}/{iterations} (total {info['total_iters']}, epoch "
                                       f"{info['epoch']})  {info['it_per_s']:.2f} it/s\n{losses}{saved}")
 
         def sample(total_iters, img, path):
@@ -235,7 +224,7 @@ class TrainGANFromFolders:
             samples = sample_grid(trainer)
         del trainer, result
         mm.soft_empty_cache()
-        _send_text(unique_id, f"done: {iterations} iterations in {time.monotonic() - t0:.0f} s; saved "
+        send_text(unique_id, f"done: {iterations} iterations in {time.monotonic() - t0:.0f} s; saved "
                               f"{model}/{name}/{main_file}")
         return (translator, samples[None].float(), f"{model}/{name}/{main_file}")
 
