@@ -211,7 +211,20 @@ class StyleGANDirections:
         return (result, summary)
 
 
-class EditLatent:
+class _DirectionFileChecks:
+    """Edit Latent and Edit Sweep: a chosen direction file is checked before the prompt runs, and a changed file
+    makes the node run again."""
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, direction_file):
+        return _validate_file(direction_file)
+
+    @classmethod
+    def IS_CHANGED(cls, direction_file, **_):
+        return _file_stamp(direction_file)
+
+
+class EditLatent(_DirectionFileChecks):
     DESCRIPTION = ("Moves latents along a semantic direction: ws + strength x direction on the chosen layers only. "
                    "The direction is one of StyleGAN Directions' (by index) or a direction file (InterFaceGAN / "
                    "encoder4editing boundary). Works on any latent: seeds, Project Image, Style Mix, Interpolate.")
@@ -234,14 +247,6 @@ class EditLatent:
             **_common_inputs(),
         }, "optional": _optional_directions()}
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, direction_file):
-        return _validate_file(direction_file)
-
-    @classmethod
-    def IS_CHANGED(cls, direction_file, **_):
-        return _file_stamp(direction_file)
-
     def edit(self, stylegan, latent, direction_index, strength, direction_file, units, layers, custom_layers,
              renormalize, directions=None):
         G = stylegan
@@ -256,7 +261,7 @@ class EditLatent:
         return (_edited_latent(latent, ws, labels, grid=latent.get("grid")),)
 
 
-class EditSweep:
+class EditSweep(_DirectionFileChecks):
     DESCRIPTION = ("A batch of edits across strengths: every latent along every chosen direction at steps strengths "
                    "from strength_min to strength_max, in rows (one per latent and direction) of steps images. "
                    "Synthesize it and tile it with Image Grid (columns = grid_columns) for a contact sheet, or use "
@@ -286,14 +291,6 @@ class EditSweep:
                       "when the range is symmetric)."}),
             **_common_inputs(),
         }, "optional": _optional_directions()}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, direction_file):
-        return _validate_file(direction_file)
-
-    @classmethod
-    def IS_CHANGED(cls, direction_file, **_):
-        return _file_stamp(direction_file)
 
     def sweep(self, stylegan, latent, direction_indices, strength_min, strength_max, steps, direction_file, units,
               layers, custom_layers, renormalize, directions=None):
