@@ -161,15 +161,28 @@ def ensure_link(comfy: Path) -> None:
     log(f"linked {link} -> {REPO}")
 
 
+_APT_UPDATED = False
+
+
+def apt_install(packages: list[str], purpose: str) -> bool:
+    """Install Debian packages for a test tier (root with apt-get only; the package lists are refreshed once per
+    run). False when they cannot be installed here."""
+    global _APT_UPDATED
+    if not (shutil.which("apt-get") and os.geteuid() == 0):
+        return False
+    log(f"installing Debian {' + '.join(packages)} for {purpose}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not _APT_UPDATED:
+        run(["apt-get", "update", "-qq"], env=env)
+        _APT_UPDATED = True
+    run(["apt-get", "install", "-y", "-qq", *packages], env=env, stdout=subprocess.DEVNULL)
+    return True
+
+
 def ensure_chromium() -> None:
     if CHROMIUM.exists() and CHROMEDRIVER.exists():
         return
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        log("installing Debian chromium + chromium-driver for the browser tests")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(["apt-get", "update", "-qq"], env=env)
-        run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], env=env, stdout=subprocess.DEVNULL)
-    else:
+    if not apt_install(["chromium", "chromium-driver"], "the browser tests"):
         log("chromium/chromedriver not found and cannot be installed here: the browser tier will be skipped")
 
 
@@ -178,12 +191,7 @@ def ensure_slurm() -> None:
     cluster of its own on the loopback host; nothing is configured system-wide)."""
     if all(shutil.which(d, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") for d in ("slurmctld", "munged")):
         return
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        log("installing Debian slurm-wlm + munge for the render-farm tests")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(["apt-get", "update", "-qq"], env=env)
-        run(["apt-get", "install", "-y", "-qq", "slurm-wlm", "munge"], env=env, stdout=subprocess.DEVNULL)
-    else:
+    if not apt_install(["slurm-wlm", "munge"], "the render-farm tests"):
         log("slurm-wlm/munge not found and cannot be installed here: the SLURM farm test will be skipped")
 
 
